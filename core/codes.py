@@ -1,0 +1,133 @@
+"""Validation codes: issued for one member and one amount, valid for a while, used once.
+
+A code is an HOTP value (pyotp) from a secret derived with HMAC from SECRET_KEY, the
+member, the amount and a random nonce; the database keeps only the nonce, so it alone
+cannot reveal a code, and a code for one member or amount is useless for another. Asking
+again for the same amount within the validity resends the same code (at most OTP_MAX_SENDS
+times); another amount voids the earlier code; OTP_MAX_ATTEMPTS wrong entries void it; a
+redemption uses it up. A member may be sent at most OTP_PERIOD_MAX_SENDS codes in any
+OTP_PERIOD_SECONDS.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pyotp
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from core.models import CodeState, Member, ValidationCode
+from core.settings import Settings
+from core.status import PointsError
+
+
+def derive(settings: Settings, member_id: int, points: int, nonce: str) -> str:
+    """The code a record stands for: needs SECRET_KEY, which the database never holds."""
+    digest = hmac.new(settings.secret_key.encode(), f"{member_id}:{points}:{nonce}".encode(),
+                      hashlib.sha256).digest()
+    secret = base64.b32encode(digest).decode().rstrip("=")
+    return pyotp.HOTP(secret, digits=settings.otp_length).at(0)
+
+
+@dataclass(frozen=True)
+class Issued:
+    record: ValidationCode
+    code: str
+    resent: bool
+
+
+def latest(session: Session, member_id: int) -> ValidationCode | None:
+    return session.exec(
+        select(ValidationCode).where(ValidationCode.member_id == member_id)
+        .order_by(col(ValidationCode.id).desc()).limit(1)
+    ).first()
+
+
+def issue(session: Session, settings: Settings, member: Member, points: int,
+          now: datetime) -> Issued:
+    """Issue (or resend) the code for `member` and `points`; 860 past the send limits."""
+    assert member.id is not None
+    since = now - timedelta(seconds=settings.otp_period_seconds)
+    sent_lately = session.exec(
+        select(func.coalesce(func.sum(ValidationCode.sends), 0)).where(
+            ValidationCode.member_id == member.id, col(ValidationCode.issued_at) > since)
+    ).one()
+    if sent_lately >= settings.otp_period_max_sends:
+        raise PointsError(860, "too many validation codes were requested; try again later",
+                          reason="period_limit")
+    current = latest(session, member.id)
+    if current is not None and current.state == CodeState.ACTIVE:
+        if current.expires_at > now and current.points == points:
+            if current.sends >= settings.otp_max_sends:
+                raise PointsError(860, f"this code was already sent {current.sends} times",
+                                  reason="send_limit")
+            current.sends += 1
+            session.add(current)
+            return Issued(current, derive(settings, member.id, points, current.nonce), True)
+        current.state = CodeState.VOIDED
+        session.add(current)
+    record = ValidationCode(
+        member_id=member.id, points=points, nonce=secrets.token_hex(8), issued_at=now,
+        expires_at=now + timedelta(seconds=settings.otp_ttl_seconds))
+    session.add(record)
+    session.flush()
+    return Issued(record, derive(settings, member.id, points, record.nonce), False)
+
+
+def void(session: Session, record_id: int) -> None:
+    """Void a code that could not be delivered, so nothing is left pending."""
+    record = session.get(ValidationCode, record_id)
+    if record is not None and record.state == CodeState.ACTIVE:
+        record.state = CodeState.VOIDED
+        session.add(record)
+
+
+def verify(session: Session, settings: Settings, member: Member, points: int, code: str,
+           now: datetime) -> ValidationCode:
+    """The member's active code for `points` if `code` matches it; 808 otherwise.
+
+    A wrong entry counts against the code even though the request fails, so the refusal
+    asks for its writes to be kept (`commit=True`).
+    """
+    assert member.id is not None
+    record = latest(session, member.id)
+    if record is None:
+        raise PointsError(808, "no validation code was issued; ask for one", reason="none")
+    if record.state == CodeState.USED:
+        raise PointsError(808, "this validation code was already used; ask for a new one",
+                          reason="used")
+    if record.state == CodeState.VOIDED:
+        raise PointsError(808, "this validation code is no longer valid; ask for a new one",
+                          reason="voided")
+    if record.expires_at <= now:
+        raise PointsError(808, "this validation code has expired; ask for a new one",
+                          reason="expired")
+    if record.points != points:
+        raise PointsError(808, f"the validation code was issued for {record.points} points, "
+                               f"not {points}", reason="amount", code_points=record.points)
+    expected = derive(settings, member.id, points, record.nonce)
+    if pyotp.utils.strings_equal(code.strip(), expected):
+        return record
+    record.attempts += 1
+    left = settings.otp_max_attempts - record.attempts
+    if left <= 0:
+        record.state = CodeState.VOIDED
+    session.add(record)
+    if left <= 0:
+        raise PointsError(808, "too many wrong attempts: this validation code is void; "
+                               "ask for a new one", reason="attempts", attempts_left=0,
+                          commit=True)
+    raise PointsError(808, f"{left} attempt{'s' if left != 1 else ''} left", reason="wrong",
+                      attempts_left=left, commit=True)
+
+
+def use(session: Session, record: ValidationCode, redemption_id: str) -> None:
+    record.state = CodeState.USED
+    record.redemption_id = redemption_id
+    session.add(record)

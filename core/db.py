@@ -1,0 +1,167 @@
+"""Where the transaction boundary lives: engines for SQLite and PostgreSQL, the unit of work
+with bounded retries of transient failures, and schema migrations on start.
+
+SQLite: WAL journal (readers beside the one writer), full sync, and writes that take the
+write lock at `BEGIN IMMEDIATE`, so a transaction that reads a balance and then debits it
+cannot be overtaken. PostgreSQL: READ COMMITTED with the member row locked
+(`SELECT ... FOR UPDATE`) by whoever changes that member's points.
+
+A transient failure (database locked, serialization failure, deadlock, lost connection)
+rolls the whole unit back and runs it again, at most DB_RETRY_ATTEMPTS times; after that
+the caller gets a "try again later" code. A unit either commits whole or not at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.pool import NullPool
+from sqlmodel import Session
+
+from core.status import PointsError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+MIGRATIONS = Path(__file__).parent / "migrations"
+# SQLSTATEs worth a retry: serialization failure, deadlock, connection trouble.
+_RETRY_SQLSTATES = {"40001", "40P01", "08000", "08003", "08006", "57P01"}
+_MIGRATION_LOCK = 727_001  # a PostgreSQL advisory lock id for migrations
+
+
+class Retry(Exception):
+    """Raised inside a unit of work to have it run again from the start."""
+
+
+def is_transient(error: BaseException) -> bool:
+    if isinstance(error, Retry):
+        return True
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    if isinstance(error, OperationalError):
+        text_ = str(error.orig).lower()
+        if "locked" in text_ or "busy" in text_:
+            return True
+    orig = getattr(error, "orig", None)
+    sqlstate = getattr(orig, "sqlstate", None)
+    return sqlstate in _RETRY_SQLSTATES
+
+
+class Database:
+    """One database: its engine, its units of work, its migrations."""
+
+    def __init__(self, url: str, *, retries: int = 5, pool: bool = True) -> None:
+        self.url = url
+        self.retries = retries
+        self.is_sqlite = url.startswith("sqlite")
+        self.engine = self._make_engine(url, pool)
+        self._write_engine = self.engine.execution_options(begin_immediate=True)
+        self._migrated = False
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _make_engine(url: str, pool: bool) -> Engine:
+        if not url.startswith("sqlite"):
+            options: dict[str, Any] = {"pool_pre_ping": True}
+            if not pool:
+                options["poolclass"] = NullPool
+            return create_engine(url, **options)
+        if url in ("sqlite://", "sqlite:///:memory:"):
+            raise PointsError(888, "DATABASE_URL must name a SQLite file, not memory: the "
+                                   "bot, the CLI and the workers share it")
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # Let SQLAlchemy, not the driver, say when a transaction begins.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(connection: Any) -> None:
+            immediate = connection.get_execution_options().get("begin_immediate")
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+
+    @contextmanager
+    def session(self, *, write: bool) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        engine = self._write_engine if write else self.engine
+        with Session(engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    def run(self, unit: Callable[[Session], T], *, write: bool = True,
+            transient_code: int = 815) -> T:
+        """Run `unit` in one transaction, again from the start after a transient failure."""
+        for attempt in range(1, self.retries + 1):
+            try:
+                with self.session(write=write) as session:
+                    try:
+                        return unit(session)
+                    except PointsError as refusal:
+                        if not refusal.commit:
+                            raise
+                        kept = refusal
+                raise kept
+            except PointsError:
+                raise
+            except IntegrityError:
+                # A concurrent writer took a unique key first (an external reference number,
+                # a bill number): run again, and the unit sees what it wrote.
+                if attempt == self.retries:
+                    raise
+                log.info("unique key taken by a concurrent writer; running again")
+            except Exception as error:
+                if not is_transient(error):
+                    raise
+                log.warning("transient database failure (attempt %d of %d): %s",
+                            attempt, self.retries, type(error).__name__)
+                if attempt == self.retries:
+                    raise PointsError(transient_code, "the database is busy") from error
+            time.sleep(min(0.5, 0.01 * 2 ** attempt) * (0.5 + random.random()))
+        raise AssertionError("unreachable")
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (safe to call from several processes)."""
+        with self._lock:
+            if self._migrated:
+                return
+            from alembic import command
+            from alembic.config import Config
+
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            engine = self._write_engine if self.is_sqlite else self.engine
+            with engine.connect() as connection:
+                if not self.is_sqlite:
+                    connection.execute(text("SELECT pg_advisory_lock(:k)"),
+                                       {"k": _MIGRATION_LOCK})
+                    connection.commit()
+                try:
+                    # On SQLite this begins IMMEDIATE: one process migrates, the others wait.
+                    with connection.begin():
+                        config.attributes["connection"] = connection
+                        command.upgrade(config, "head")
+                finally:
+                    if not self.is_sqlite:
+                        connection.execute(text("SELECT pg_advisory_unlock(:k)"),
+                                           {"k": _MIGRATION_LOCK})
+                        connection.commit()
+            self._migrated = True
+
+    def dispose(self) -> None:
+        self.engine.dispose()

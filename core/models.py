@@ -1,0 +1,206 @@
+"""The tables: members, the points ledger, redemptions and reversals, validation codes,
+bills, imports, and the conversation state entry points keep through the engine.
+
+Times are timezone-aware UTC. Points are whole numbers; money (purchases, redeemed value) is a
+decimal with two places. Ledger entries, redemptions and reversals are written once and
+never edited, except the running `points_reversed` on a redemption, which always equals
+the sum of its reversals.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from sqlalchemy import CheckConstraint, Column, Index, Numeric
+from sqlmodel import Field, SQLModel
+
+MONEY = Numeric(14, 2)
+
+
+class CustomerType(StrEnum):
+    LOYALTY = "loyalty"
+    NON_LOYALTY = "non_loyalty"
+    CAMPAIGN = "campaign"
+
+
+class FraudStatus(StrEnum):
+    NONE = "NONE"
+    MARKED = "MARKED"
+    CONFIRMED = "CONFIRMED"
+    RECONFIRMED = "RECONFIRMED"
+    NOT_FRAUD = "NOT_FRAUD"
+    INTERNAL = "INTERNAL"
+
+
+class Source(StrEnum):
+    """Why a ledger entry exists."""
+
+    EARN = "earn"  # Loyalty Manager: points earned on a bill
+    IMPORT = "import"  # Data Import
+    GOODWILL = "goodwill"  # Member Care
+    REDEMPTION = "redemption"
+    REVERSAL = "reversal"
+
+
+ISSUING_SOURCES = (Source.EARN, Source.IMPORT, Source.GOODWILL)
+
+
+class CodeState(StrEnum):
+    ACTIVE = "active"
+    USED = "used"
+    VOIDED = "voided"
+
+
+class Member(SQLModel, table=True):
+    # The last line of defence: whatever a bug or a race does, no balance goes below zero.
+    __table_args__ = (CheckConstraint("current_points >= 0", name="ck_member_current_points"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    mobile: str | None = Field(default=None, unique=True, max_length=20)
+    email: str | None = Field(default=None, unique=True, max_length=254)
+    external_id: str | None = Field(default=None, unique=True, max_length=64)
+    name: str = Field(default="", max_length=200)
+    customer_type: str = Field(default=CustomerType.LOYALTY, max_length=16)
+    fraud_status: str = Field(default=FraudStatus.NONE, max_length=16)
+    current_points: int = 0
+    lifetime_points: int = 0
+    lifetime_purchases: Decimal = Field(default=Decimal("0"), sa_column=Column(MONEY,
+                                                                               nullable=False))
+    created_at: datetime
+
+
+class LedgerEntry(SQLModel, table=True):
+    """One change to a member's points. `points` moves current points; `lifetime_points`
+    moves lifetime points (only issuing sources do)."""
+
+    __tablename__ = "ledger_entry"
+    __table_args__ = (Index("ix_ledger_member_id_id", "member_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id")
+    source: str = Field(max_length=16)
+    points: int
+    lifetime_points: int = 0
+    reference: str = Field(max_length=128)
+    staff: str | None = Field(default=None, max_length=128)
+    reason: str | None = Field(default=None, max_length=500)
+    created_at: datetime
+
+
+class Bill(SQLModel, table=True):
+    """A purchase recorded by the Loyalty Manager; the bill number issues points once."""
+
+    bill_number: str = Field(primary_key=True, max_length=64)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    amount: Decimal = Field(sa_column=Column(MONEY, nullable=False))
+    points: int
+    created_at: datetime
+
+
+class ImportBatch(SQLModel, table=True):
+    """A Data Import file, by the digest of its content: one file imports once."""
+
+    __tablename__ = "import_batch"
+
+    id: int | None = Field(default=None, primary_key=True)
+    digest: str = Field(unique=True, max_length=64)
+    filename: str = Field(max_length=255)
+    rows: int
+    created_at: datetime
+
+
+class Redemption(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=16)
+    member_id: int = Field(foreign_key="member.id")
+    points: int
+    redeemed_value: Decimal = Field(sa_column=Column(MONEY, nullable=False))
+    balance_after: int
+    transaction_number: str = Field(max_length=64, index=True)
+    external_reference: str = Field(unique=True, max_length=128)
+    # What the request asked for, to tell a retry from a different redemption.
+    fingerprint: str = Field(max_length=64)
+    notes: str = Field(default="", max_length=500)
+    redemption_time: datetime
+    points_reversed: int = 0
+    created_at: datetime
+
+    __table_args__ = (Index("ix_redemption_member_id_created", "member_id", "created_at"),)
+
+
+class Reversal(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=16)
+    redemption_id: str = Field(foreign_key="redemption.id", index=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    points: int
+    kind: str = Field(max_length=8)  # "revert" (by transaction number) or "reverse" (by id)
+    staff: str | None = Field(default=None, max_length=128)
+    reason: str | None = Field(default=None, max_length=500)
+    created_at: datetime
+
+
+class ValidationCode(SQLModel, table=True):
+    """A validation code as issued: never the code itself, only what derives it with the
+    server's secret key."""
+
+    __tablename__ = "validation_code"
+    __table_args__ = (Index("ix_validation_code_member_state", "member_id", "state"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id")
+    points: int
+    nonce: str = Field(max_length=32)
+    state: str = Field(default=CodeState.ACTIVE, max_length=8)
+    sends: int = 1
+    attempts: int = 0
+    issued_at: datetime
+    expires_at: datetime
+    redemption_id: str | None = Field(default=None, max_length=16)
+
+
+class ChatLink(SQLModel, table=True):
+    """A chat user (a Telegram user id, say) verified as a member."""
+
+    __tablename__ = "chat_link"
+
+    channel_user: str = Field(primary_key=True, max_length=64)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    created_at: datetime
+
+
+class ChatState(SQLModel, table=True):
+    """Where a chat is in a conversation: kept here, not in a process, so any worker can
+    take the next message."""
+
+    __tablename__ = "chat_state"
+
+    channel_user: str = Field(primary_key=True, max_length=64)
+    step: str = Field(default="idle", max_length=32)
+    points: int | None = None
+    external_reference: str | None = Field(default=None, max_length=128)
+    data: str = Field(default="", max_length=2000)
+    updated_at: datetime
+
+
+class HandledUpdate(SQLModel, table=True):
+    """An incoming update already handled, so a second delivery of it is ignored."""
+
+    __tablename__ = "handled_update"
+
+    key: str = Field(primary_key=True, max_length=64)
+    created_at: datetime
+
+
+class StaffAction(SQLModel, table=True):
+    """An audit line for every staff action and every refused attempt at one."""
+
+    __tablename__ = "staff_action"
+
+    id: int | None = Field(default=None, primary_key=True)
+    staff: str = Field(max_length=128)
+    action: str = Field(max_length=32)
+    target: str = Field(default="", max_length=254)
+    allowed: bool
+    detail: str = Field(default="", max_length=500)
+    created_at: datetime

@@ -1,0 +1,89 @@
+"""The redemption rules, in the documented order; the first that fails decides the code.
+
+1. enrolment and program (686 campaign-only, 881 not enrolled, 827 redemption disabled);
+2. fraud status (809);
+3. validation (824 no code where one is mandatory, 808 a wrong one);
+4. minimum points per redemption (821);  5. minimum current points (804);
+6. minimum lifetime points (805);  7. minimum lifetime purchases (806);
+8. multiple of X (807);  9. maximum points per redemption (819);
+10. more than the current points (803 on a check, 818 on a redemption).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import Enum
+
+from core.models import CustomerType, Member
+from core.settings import Settings
+from core.status import PointsError
+
+MAX_POINTS_INPUT = 10**12
+
+
+class Stage(Enum):
+    CHECK = "check"  # isredeemable, and before a validation code is issued
+    REDEEM = "redeem"
+
+
+def parse_points(value: object, *, limit: int = MAX_POINTS_INPUT) -> int:
+    """Whole, positive points from what a person or a script gave; 801 otherwise.
+
+    Accepts an int, or text of decimal digits (any script's), optionally grouped by
+    thousands with commas, spaces or underscores ("1,000"). Refuses zero, negatives,
+    fractions, and anything above `limit`.
+    """
+    if isinstance(value, bool):
+        raise PointsError(801)
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str):
+        text = value.strip()
+        grouped = text.replace("_", ",").replace(" ", ",").replace("\u00a0", ",")
+        parts = grouped.split(",")
+        if len(parts) > 1 and not (1 <= len(parts[0]) <= 3
+                                   and all(len(p) == 3 for p in parts[1:])):
+            raise PointsError(801)
+        digits = "".join(parts)
+        if not digits or not digits.isdecimal() or len(digits) > 15:
+            raise PointsError(801)
+        number = int(digits)
+    else:
+        raise PointsError(801)
+    if number <= 0 or number > limit:
+        raise PointsError(801)
+    return number
+
+
+def check(settings: Settings, member: Member, points: int, stage: Stage,
+          validate: Callable[[], None] | None) -> None:
+    """Raise the first rule `points` breaks for `member`; `validate` is rule 3, or None
+    where no validation code is part of the request."""
+    if member.customer_type == CustomerType.CAMPAIGN:
+        raise PointsError(686)
+    if member.customer_type != CustomerType.LOYALTY:
+        raise PointsError(881)
+    if not settings.redemption_enabled:
+        raise PointsError(827)
+    if member.fraud_status in settings.blocking_fraud_statuses:
+        raise PointsError(809, customer_id=member.id)
+    if validate is not None:
+        validate()
+    if points < settings.redemption_min_points:
+        raise PointsError(821, f"the minimum is {settings.redemption_min_points} points")
+    if member.current_points < settings.redemption_min_current_points:
+        raise PointsError(804, f"redeeming needs at least "
+                               f"{settings.redemption_min_current_points} current points")
+    if member.lifetime_points < settings.redemption_min_lifetime_points:
+        raise PointsError(805, f"redeeming needs at least "
+                               f"{settings.redemption_min_lifetime_points} lifetime points")
+    if member.lifetime_purchases < settings.redemption_min_lifetime_purchases:
+        raise PointsError(806, f"redeeming needs lifetime purchases of at least "
+                               f"{settings.redemption_min_lifetime_purchases}")
+    if points % settings.redemption_multiple_of:
+        raise PointsError(807, multiple=settings.redemption_multiple_of)
+    if points > settings.redemption_max_points:
+        raise PointsError(819, f"the maximum is {settings.redemption_max_points} points")
+    if points > member.current_points:
+        raise PointsError(803 if stage is Stage.CHECK else 818,
+                          f"you have {member.current_points} points")

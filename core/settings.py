@@ -1,0 +1,144 @@
+"""The engine's settings: one validated object read from the environment and `.env`.
+
+Every number an operator may want to change lives here. `load_settings()` is the only way
+in: a value that does not parse is refused with 888, a combination that cannot work (a
+maximum below the minimum, say) with 899, each with a message that names the setting.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import phonenumbers
+from pydantic import ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.status import PointsError
+
+FRAUD_STATUSES = ("NONE", "MARKED", "CONFIRMED", "RECONFIRMED", "NOT_FRAUD", "INTERNAL")
+DEV_SECRET_KEY = "dev-only-secret-change-me"
+
+
+class Settings(BaseSettings):
+    """Engine settings. Field names are the environment variable names, case-insensitive."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    database_url: str = "sqlite:///loyalty.db"
+    # Key that validation codes are derived from; codes are never stored, so the database
+    # alone cannot reveal one.
+    secret_key: str = DEV_SECRET_KEY
+    default_phone_region: str = "IN"
+    points_currency_ratio: Decimal = Decimal("1")
+    earn_rate: Decimal = Decimal("1")
+
+    redemption_enabled: bool = True
+    validation_code_required: bool = True
+    fraud_statuses_blocking: str = "MARKED,CONFIRMED,RECONFIRMED"
+    redemption_min_points: int = 100
+    redemption_min_current_points: int = 0
+    redemption_min_lifetime_points: int = 0
+    redemption_min_lifetime_purchases: Decimal = Decimal("0")
+    redemption_multiple_of: int = 1
+    redemption_max_points: int = 100_000
+
+    otp_length: int = 6
+    otp_ttl_seconds: int = 600
+    otp_max_attempts: int = 5
+    otp_max_sends: int = 5
+    otp_period_seconds: int = 3600
+    otp_period_max_sends: int = 10
+
+    db_retry_attempts: int = 5
+
+    @field_validator("fraud_statuses_blocking")
+    @classmethod
+    def _known_statuses(cls, value: str) -> str:
+        names = [part.strip().upper() for part in value.split(",") if part.strip()]
+        unknown = [name for name in names if name not in FRAUD_STATUSES]
+        if unknown:
+            raise ValueError(f"unknown fraud status {', '.join(unknown)}; known: "
+                             f"{', '.join(FRAUD_STATUSES)}")
+        return ",".join(names)
+
+    @field_validator("default_phone_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        region = value.strip().upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"{value!r} is not a phone region such as IN, GB or US")
+        return region
+
+    @property
+    def blocking_fraud_statuses(self) -> frozenset[str]:
+        return frozenset(self.fraud_statuses_blocking.split(",")) - {""}
+
+    def problems(self) -> list[str]:
+        """Combinations of values that cannot work together (each one refuses with 899)."""
+        found: list[str] = []
+        positive = {
+            "REDEMPTION_MULTIPLE_OF": self.redemption_multiple_of,
+            "REDEMPTION_MAX_POINTS": self.redemption_max_points,
+            "OTP_TTL_SECONDS": self.otp_ttl_seconds,
+            "OTP_MAX_ATTEMPTS": self.otp_max_attempts,
+            "OTP_MAX_SENDS": self.otp_max_sends,
+            "OTP_PERIOD_SECONDS": self.otp_period_seconds,
+            "OTP_PERIOD_MAX_SENDS": self.otp_period_max_sends,
+            "DB_RETRY_ATTEMPTS": self.db_retry_attempts,
+        }
+        found += [f"{name} must be at least 1 (it is {value})"
+                  for name, value in positive.items() if value < 1]
+        not_negative = {
+            "REDEMPTION_MIN_POINTS": self.redemption_min_points,
+            "REDEMPTION_MIN_CURRENT_POINTS": self.redemption_min_current_points,
+            "REDEMPTION_MIN_LIFETIME_POINTS": self.redemption_min_lifetime_points,
+            "REDEMPTION_MIN_LIFETIME_PURCHASES": self.redemption_min_lifetime_purchases,
+            "POINTS_CURRENCY_RATIO": self.points_currency_ratio,
+            "EARN_RATE": self.earn_rate,
+        }
+        found += [f"{name} must not be negative (it is {value})"
+                  for name, value in not_negative.items() if value < 0]
+        if self.redemption_max_points < self.redemption_min_points:
+            found.append(f"REDEMPTION_MAX_POINTS ({self.redemption_max_points}) is below "
+                         f"REDEMPTION_MIN_POINTS ({self.redemption_min_points})")
+        elif self.redemption_multiple_of >= 1 and not self.redeemable_amounts(1):
+            found.append(
+                f"no amount between REDEMPTION_MIN_POINTS ({self.redemption_min_points}) and "
+                f"REDEMPTION_MAX_POINTS ({self.redemption_max_points}) is a multiple of "
+                f"REDEMPTION_MULTIPLE_OF ({self.redemption_multiple_of})")
+        if not 4 <= self.otp_length <= 10:
+            found.append(f"OTP_LENGTH must be between 4 and 10 digits (it is {self.otp_length})")
+        if not self.secret_key.strip():
+            found.append("SECRET_KEY must not be empty")
+        return found
+
+    def redeemable_amounts(self, limit: int, up_to: int | None = None) -> list[int]:
+        """Up to `limit` amounts the amount rules allow, smallest first, none above `up_to`."""
+        step = self.redemption_multiple_of
+        low = max(self.redemption_min_points, 1)
+        first = -(-low // step) * step
+        high = self.redemption_max_points if up_to is None else min(up_to,
+                                                                    self.redemption_max_points)
+        return list(range(first, high + 1, step))[:limit] if step >= 1 else []
+
+    def points_value(self, points: int) -> Decimal:
+        """The currency value of `points` at POINTS_CURRENCY_RATIO, to two decimals."""
+        return (Decimal(points) * self.points_currency_ratio).quantize(Decimal("0.01"))
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and check the settings; refuse with 888 (bad value) or 899 (bad combination)."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as error:
+        reasons = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in error.errors()
+        )
+        raise PointsError(888, reasons) from None
+    problems = settings.problems()
+    if problems:
+        raise PointsError(899, "; ".join(problems))
+    return settings
