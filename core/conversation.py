@@ -84,7 +84,7 @@ class Conversations:
         self.db.run(unit)
 
     def unlink(self, channel_user: str) -> None:
-        self.db.run(lambda s: s.exec(delete(ChatLink).where(  # type: ignore[call-overload]
+        self.db.run(lambda s: s.exec(delete(ChatLink).where(
             col(ChatLink.channel_user) == channel_user)))
 
     def state(self, channel_user: str) -> State:
@@ -123,5 +123,5 @@ class Conversations:
 
     def forget_updates(self, older_than: timedelta) -> None:
         cutoff = self.service.clock() - older_than
-        self.db.run(lambda s: s.exec(delete(HandledUpdate).where(  # type: ignore[call-overload]
+        self.db.run(lambda s: s.exec(delete(HandledUpdate).where(
             col(HandledUpdate.created_at) < cutoff)))

@@ -50,6 +50,10 @@ _REFERENCE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
                              "-_./:#")
 
 
+CAN_REDEEM = Status(SUCCESS, "Points can be redeemed")
+REDEEMED = Status(SUCCESS, message(SUCCESS))
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -100,7 +104,7 @@ class Balance:
 class Redeemable:
     points: int
     points_redeem_value: Decimal
-    status: Status = Status(SUCCESS, "Points can be redeemed")
+    status: Status = CAN_REDEEM
 
 
 @dataclass(frozen=True)
@@ -130,7 +134,7 @@ class RedemptionResult:
     external_reference: str
     redemption_time: datetime
     replayed: bool = False  # a retry answered from the first result; nothing new debited
-    status: Status = Status(SUCCESS, message(SUCCESS))
+    status: Status = REDEEMED
 
 
 @dataclass(frozen=True)

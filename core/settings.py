@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from core.status import PointsError
 
 FRAUD_STATUSES = ("NONE", "MARKED", "CONFIRMED", "RECONFIRMED", "NOT_FRAUD", "INTERNAL")
-DEV_SECRET_KEY = "dev-only-secret-change-me"
+DEV_SECRET_KEY = "dev-only-secret-change-me"  # noqa: S105  (refused in production)
 
 
 class Settings(BaseSettings):
@@ -91,7 +91,7 @@ class Settings(BaseSettings):
         }
         found += [f"{name} must be at least 1 (it is {value})"
                   for name, value in positive.items() if value < 1]
-        not_negative = {
+        not_negative: dict[str, int | Decimal] = {
             "REDEMPTION_MIN_POINTS": self.redemption_min_points,
             "REDEMPTION_MIN_CURRENT_POINTS": self.redemption_min_current_points,
             "REDEMPTION_MIN_LIFETIME_POINTS": self.redemption_min_lifetime_points,
@@ -113,6 +113,8 @@ class Settings(BaseSettings):
             found.append(f"OTP_LENGTH must be between 4 and 10 digits (it is {self.otp_length})")
         if not self.secret_key.strip():
             found.append("SECRET_KEY must not be empty")
+        if self.redemption_max_points > 10**9:
+            found.append("REDEMPTION_MAX_POINTS must be at most 1,000,000,000")
         return found
 
     def redeemable_amounts(self, limit: int, up_to: int | None = None) -> list[int]:
