@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from core import ledger
@@ -108,18 +107,13 @@ class Conversations:
     def first_delivery(self, key: str) -> bool:
         """Claim an incoming update; False when it was handled already."""
         def unit(session: Session) -> bool:
-            if session.get(HandledUpdate, key) is not None:
+            if session.get(HandledUpdate, key[:64]) is not None:
                 return False
             session.add(HandledUpdate(key=key[:64], created_at=self.service.clock()))
-            try:
-                session.flush()
-            except IntegrityError:
-                return False
             return True
-        try:
-            return self.db.run(unit)
-        except IntegrityError:
-            return False
+        # Two workers claiming at once: one insert wins, the other's unit runs again
+        # (Database.run retries on a taken unique key) and then finds the claim.
+        return self.db.run(unit)
 
     def forget_updates(self, older_than: timedelta) -> None:
         cutoff = self.service.clock() - older_than

@@ -490,10 +490,7 @@ class PointsService:
             return self._reverse(session, member, [(r, r.points - r.points_reversed)
                                                    for r in redemptions if r.points_reversed
                                                    < r.points], "revert", staff, reason)
-        result = self.db.run(unit)
-        if staff:
-            self._audit_staff(staff, "revert", txn, True, f"{amount} points")
-        return result
+        return self.db.run(unit)
 
     def reverse(self, redemption: str, points: object = None, *, identifier: str | None = None,
                 staff: str | None = None, reason: str | None = None) -> ReversalResult:
@@ -527,10 +524,7 @@ class PointsService:
                 raise PointsError(901, f"only {remaining} points of {found.id} are left to "
                                        "reverse", remaining=remaining)
             return self._reverse(session, member, [(found, wanted)], "reverse", staff, reason)
-        result = self.db.run(unit)
-        if staff:
-            self._audit_staff(staff, "reverse", key, True, f"{result.points_reversed} points")
-        return result
+        return self.db.run(unit)
 
     def _reverse(self, session: Session, member: Member, parts: list[tuple[Redemption, int]],
                  kind: str, staff: str | None, reason: str | None) -> ReversalResult:
@@ -546,6 +540,11 @@ class PointsService:
             ledger.post(session, member, Source.REVERSAL, points, reference=reversal.id,
                         now=now, staff=staff, reason=reason)
             reversal_ids.append(reversal.id)
+            if staff:
+                session.add(StaffAction(
+                    staff=staff[:128], action=kind, target=redemption.id, allowed=True,
+                    detail=f"{points} points" + (f": {reason}" if reason else ""),
+                    created_at=now))
         return ReversalResult(tuple(reversal_ids), tuple(r.id for r, _ in parts),
                               sum(p for _, p in parts), member.current_points)
 
