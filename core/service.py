@@ -533,17 +533,18 @@ class PointsService:
         for redemption, points in parts:
             reversal = Reversal(id=new_id("V"), redemption_id=redemption.id,
                                 member_id=redemption.member_id, points=points, kind=kind,
-                                staff=staff, reason=reason, created_at=now)
+                                staff=staff, reason=reason[:500] if reason else None,
+                                created_at=now)
             redemption.points_reversed += points
             session.add(redemption)
             session.add(reversal)
             ledger.post(session, member, Source.REVERSAL, points, reference=reversal.id,
-                        now=now, staff=staff, reason=reason)
+                        now=now, staff=staff, reason=reason[:500] if reason else None)
             reversal_ids.append(reversal.id)
             if staff:
                 session.add(StaffAction(
                     staff=staff[:128], action=kind, target=redemption.id, allowed=True,
-                    detail=f"{points} points" + (f": {reason}" if reason else ""),
+                    detail=(f"{points} points" + (f": {reason}" if reason else ""))[:500],
                     created_at=now))
         return ReversalResult(tuple(reversal_ids), tuple(r.id for r, _ in parts),
                               sum(p for _, p in parts), member.current_points)
