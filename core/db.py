@@ -32,8 +32,9 @@ from core.status import PointsError
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MIGRATIONS = Path(__file__).parent / "migrations"
-# SQLSTATEs worth a retry: serialization failure, deadlock, connection trouble.
-_RETRY_SQLSTATES = {"40001", "40P01", "08000", "08003", "08006", "57P01"}
+# SQLSTATEs worth a retry: serialization failure, deadlock, a lock not granted within the
+# server's lock_timeout (PostgreSQL's "database is locked"), connection trouble.
+_RETRY_SQLSTATES = {"40001", "40P01", "55P03", "08000", "08003", "08006", "57P01"}
 _MIGRATION_LOCK = 727_001  # a PostgreSQL advisory lock id for migrations
 
 

@@ -54,6 +54,7 @@ def upgrade() -> None:
     sa.Column('lifetime_points', sa.Integer(), nullable=False),
     sa.Column('lifetime_purchases', sa.Numeric(precision=14, scale=2), nullable=False),
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.CheckConstraint('current_points >= 0', name='ck_member_current_points'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('email'),
     sa.UniqueConstraint('external_id'),
