@@ -492,6 +492,22 @@ class PointsService:
                                                    < r.points], "revert", staff, reason)
         return self.db.run(unit)
 
+    def member_of_transaction(self, transaction_number: str) -> MemberView:
+        """The member who redeemed on `transaction_number`, for a revert that names only the
+        transaction; 811 when nobody did, or when several members did (name the member)."""
+        txn = _text(transaction_number, "the transaction number", code=811)
+
+        def unit(session: Session) -> MemberView:
+            owners = session.exec(select(Redemption.member_id).where(
+                Redemption.transaction_number == txn).distinct().limit(2)).all()
+            if len(owners) != 1:
+                raise PointsError(811, "several members redeemed on this transaction number; "
+                                       "name the member" if owners else "")
+            member = session.get(Member, owners[0])
+            assert member is not None
+            return view(member)
+        return self.db.run(unit, write=False)
+
     def reverse(self, redemption: str, points: object = None, *, identifier: str | None = None,
                 staff: str | None = None, reason: str | None = None) -> ReversalResult:
         """Reverse a redemption by its id or external reference, all or part of what is left
