@@ -32,7 +32,10 @@ def derive(settings: Settings, member_id: int, points: int, nonce: str) -> str:
     digest = hmac.new(settings.secret_key.encode(), f"{member_id}:{points}:{nonce}".encode(),
                       hashlib.sha256).digest()
     secret = base64.b32encode(digest).decode().rstrip("=")
-    return pyotp.HOTP(secret, digits=settings.otp_length).at(0)
+    # pyotp makes 6 to 10 digits; a shorter code is the last digits of a 6-digit one, which
+    # is exactly the RFC 4226 value for that length (the truncated value modulo 10**n).
+    length = settings.otp_length
+    return pyotp.HOTP(secret, digits=max(6, length)).at(0)[-length:]
 
 
 @dataclass(frozen=True)
