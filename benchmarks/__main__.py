@@ -1,0 +1,61 @@
+"""`python -m benchmarks [--quick] [--rows 2,3]`: run the benchmark rows and print one
+table (figure, same-run baseline, ratio, goal, met), why each missed goal was missed, and
+the details some rows add (the redemption cycle's profile).
+
+Exits 0 whether goals are met or not; exits 1 only when a benchmark itself failed to run,
+so CI (`--quick`) keeps the benchmarks working without judging the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+
+from benchmarks.common import Goal, Section, log, machine_facts, not_measured
+
+# (row number, module, name, goal): the order they run in; the table is sorted by number.
+ROWS: tuple[tuple[str, str, str, Goal], ...] = (
+    ("2", "benchmarks.redemption_cycle", "redemption cycle, SQLite WAL", Goal(">=", 0.3)),
+    ("3", "benchmarks.scale", "scale", Goal("<=", 1.5)),
+    ("4", "benchmarks.postgres_scaleout", "PostgreSQL scale-out", Goal(">=", 2.5)),
+    ("1", "benchmarks.bot_overhead", "bot overhead", Goal(">=", 0.8)),
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes, under a minute (what CI runs)")
+    parser.add_argument("--rows", default="",
+                        help="comma-separated row numbers to run (default: all)")
+    args = parser.parse_args(argv)
+    wanted = {r.strip() for r in args.rows.split(",") if r.strip()}
+    sections: list[tuple[str, Section]] = []
+    failed = False
+    started = time.perf_counter()
+    for number, module_name, name, goal in ROWS:
+        if wanted and number not in wanted:
+            continue
+        log(f"row {number}: {name}")
+        try:
+            module = importlib.import_module(module_name)
+            section: Section = module.run(args.quick)
+        except Exception as error:
+            traceback.print_exc()
+            failed = True
+            section = Section([not_measured(number, name, goal,
+                                            f"failed: {type(error).__name__}: {error}")])
+        sections.append((number, section))
+    sections.sort(key=lambda item: item[0])
+    log(f"done in {time.perf_counter() - started:.0f} s")
+    from benchmarks.common import format_report
+    print(format_report([s for _, s in sections], quick=args.quick, facts=machine_facts()))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""What every benchmark row shares: the row and goal types, the table and report printer,
+percentiles, machine facts, and fast bulk loading of members and ledger entries.
+
+Bulk loading writes straight into the engine's tables (after `Database.migrate()` made
+them), keeping the ledger's invariant: a member's `current_points` and `lifetime_points`
+are the sums of their ledger entries. Members are named by Indian mobile numbers
+(+91 9000000000 + id), which `core.identifiers` accepts as typed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import sqlite3
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.db import Database
+from core.settings import Settings, load_settings
+
+POSTGRES_ENV = "LOYALTY_TEST_POSTGRES_URL"
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+BULK_TIME = "2026-01-01 00:00:00.000000"
+SECRET_KEY = "benchmark-secret-key"  # a throwaway database's key
+
+
+# ---------------------------------------------------------------- rows and the table
+
+
+@dataclass(frozen=True)
+class Goal:
+    """A bound on a ratio: at least (`>=`) or at most (`<=`) `value`."""
+
+    op: str
+    value: float
+
+    def met(self, ratio: float) -> bool:
+        return ratio >= self.value if self.op == ">=" else ratio <= self.value
+
+    def __str__(self) -> str:
+        return f"{self.op} {self.value:g}"
+
+
+@dataclass
+class Row:
+    """One measurement: the figure, its same-run baseline, their ratio and the goal.
+
+    `ratio` is None when the row was not measured (then `figure` says why). `why` is
+    printed only when the goal is missed: why, and what would close the gap.
+    """
+
+    number: str
+    name: str
+    figure: str
+    baseline: str
+    ratio: float | None
+    goal: Goal
+    why: str = ""
+
+    @property
+    def met(self) -> bool | None:
+        return None if self.ratio is None else self.goal.met(self.ratio)
+
+    @property
+    def verdict(self) -> str:
+        return {True: "yes", False: "NO", None: "-"}[self.met]
+
+
+@dataclass
+class Section:
+    """What one benchmark module hands back: its rows, notes, and extra detail lines."""
+
+    rows: list[Row]
+    notes: list[str] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
+
+
+def not_measured(number: str, name: str, goal: Goal, reason: str) -> Row:
+    return Row(number, name, f"not measured: {reason}", "-", None, goal)
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    header = ("#", "measurement", "figure", "baseline (same run)", "ratio", "goal", "met")
+    cells = [header] + [
+        (r.number, r.name, r.figure, r.baseline,
+         "-" if r.ratio is None else f"{r.ratio:.2f}", str(r.goal), r.verdict)
+        for r in rows
+    ]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
+
+    def line(values: Sequence[str]) -> str:
+        return "| " + " | ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)) + " |"
+
+    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(cells[0]), rule, *(line(c) for c in cells[1:])])
+
+
+def format_report(sections: Sequence[Section], *, quick: bool, facts: str) -> str:
+    rows = [row for section in sections for row in section.rows]
+    out = [f"Loyalty benchmarks ({'--quick' if quick else 'full run'}); {facts}", "",
+           format_table(rows)]
+    missed = [r for r in rows if r.met is False]
+    if missed:
+        out += ["", "Goals missed:"]
+        out += [f"  row {r.number} ({r.name}): {r.why or 'no explanation recorded'}"
+                for r in missed]
+    notes = [n for s in sections for n in s.notes]
+    if notes:
+        out += ["", "Notes:"] + [f"  - {n}" for n in notes]
+    for section in sections:
+        if section.details:
+            out += ["", *section.details]
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- figures
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100) by linear interpolation between closest ranks."""
+    if not values:
+        raise ValueError("no values")
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
+
+
+def machine_facts() -> str:
+    model = "unknown CPU"
+    try:
+        for text in Path("/proc/cpuinfo").read_text().splitlines():
+            if text.startswith("model name"):
+                model = text.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}, "
+            f"SQLite {sqlite3.sqlite_version}")
+
+
+def log(message: str) -> None:
+    """Progress on stderr, so stdout carries only the report."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def timed(action: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+# ---------------------------------------------------------------- members and settings
+
+
+def mobile(member_id: int) -> str:
+    """The mobile number of bulk-loaded member `member_id`, as a person would type it."""
+    return f"+91{9_000_000_000 + member_id}"
+
+
+def bench_settings(database_url: str, **overrides: object) -> Settings:
+    return load_settings(database_url=database_url, secret_key=SECRET_KEY, **overrides)
+
+
+def postgres_url() -> str:
+    return os.environ.get(POSTGRES_ENV) or DEFAULT_POSTGRES_URL
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def points_sql(member: str, k: str) -> str:
+    """Points of entry `k` of member `member` in the bulk load: 100 to 1,000, varied."""
+    return f"(100 + 10 * (({member} * 7 + {k} * 13) % 91))"
+
+
+def populate_sqlite(path: Path, members: int, entries_per_member: int) -> None:
+    """Create the schema in a new SQLite file and fill it in bulk: `members` loyalty
+    members, each with `entries_per_member` issuing ledger entries whose sums are the
+    member's current and lifetime points. Leaves the file in WAL mode."""
+    database = Database(sqlite_url(path))
+    database.migrate()
+    database.dispose()
+    con = sqlite3.connect(path, isolation_level=None)
+    try:
+        con.execute("PRAGMA journal_mode=DELETE")
+        con.execute("PRAGMA synchronous=OFF")
+        con.execute("PRAGMA cache_size=-262144")  # 256 MiB while loading
+        con.execute("BEGIN")
+        con.execute("CREATE TEMP TABLE k(k INTEGER PRIMARY KEY)")
+        con.executemany("INSERT INTO k VALUES (?)", [(k,) for k in range(entries_per_member)])
+        total = f"(SELECT coalesce(sum({points_sql('n.i', 'k.k')}), 0) FROM k)"
+        con.execute(
+            f"""WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+            INSERT INTO member (id, mobile, email, external_id, name, customer_type,
+                                fraud_status, current_points, lifetime_points,
+                                lifetime_purchases, created_at)
+            SELECT n.i, '+91' || (9000000000 + n.i), NULL, NULL, 'Member ' || n.i, 'loyalty',
+                   'NONE', {total}, {total}, 0, ? FROM n""",
+            (members, BULK_TIME))
+        points = points_sql("m.id", "k.k")
+        con.execute(
+            f"""INSERT INTO ledger_entry (member_id, source, points, lifetime_points, reference,
+                                          created_at)
+            SELECT m.id, CASE k.k % 2 WHEN 0 THEN 'import' ELSE 'goodwill' END,
+                   {points}, {points}, 'bulk:' || m.id || ':' || k.k, ?
+            FROM member m CROSS JOIN k ORDER BY m.id, k.k""", (BULK_TIME,))
+        con.execute("COMMIT")
+        con.execute("PRAGMA journal_mode=WAL")
+    finally:
+        con.close()
+
+
+def ledger_mismatches(path: Path, up_to: int | None = None) -> int:
+    """How many members (all, or those with id <= `up_to`) disagree with their ledger."""
+    con = sqlite3.connect(path)
+    try:
+        (count,) = con.execute(
+            """SELECT count(*) FROM member m WHERE m.id <= ? AND (
+                 m.current_points != (SELECT coalesce(sum(points), 0) FROM ledger_entry
+                                      WHERE member_id = m.id)
+                 OR m.lifetime_points != (SELECT coalesce(sum(lifetime_points), 0)
+                                          FROM ledger_entry WHERE member_id = m.id))""",
+            (2**62 if up_to is None else up_to,)).fetchone()
+        return int(count)
+    finally:
+        con.close()
+
+
+__all__ = ["Goal", "Row", "Section", "format_report", "format_table", "ledger_mismatches",
+           "machine_facts", "mobile", "percentile", "populate_sqlite"]

@@ -1,0 +1,275 @@
+"""Row 4, PostgreSQL scale-out: redemption cycles (is_redeemable + issue_validation_code +
+redeem through `PointsService`) per second from 4 worker processes against 1, each worker
+on its own members of one PostgreSQL database. Goal: at least 2.5x.
+
+The database is created fresh (`bench_<random>`) on the server named by
+LOYALTY_TEST_POSTGRES_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/test), loaded
+in bulk with `generate_series`, and dropped at the end whatever happens. When the server
+cannot be reached the row is skipped with a note.
+
+Workers are spawned processes that build their own engine, warm up, then start together
+at a barrier and run for a fixed time. The machine's CPU use is sampled from /proc/stat
+around each run: with one worker it shows how many cores a single stream of cycles keeps
+busy (the Python worker plus its PostgreSQL backend), and so the most that N cores can give.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from multiprocessing.synchronize import Barrier
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from benchmarks.common import Goal, Row, Section, bench_settings, log, mobile, postgres_url
+
+GOAL = Goal(">=", 2.5)
+WORKERS = 4
+POINTS = 100
+START_POINTS = 1_000_000
+
+
+@dataclass(frozen=True)
+class Size:
+    seconds: float  # per run (1 worker, then 4)
+    members_per_worker: int
+
+
+QUICK = Size(seconds=3.0, members_per_worker=1_500)
+FULL = Size(seconds=20.0, members_per_worker=6_000)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    cycles: int
+    seconds: float
+    cpu_seconds: float  # the worker process's own CPU time
+    server_cpu_seconds: float | None = None  # its PostgreSQL backend's, when local
+    error: str = ""
+
+
+def process_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) of process `pid` from /proc, or None if not visible."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _worker(url: str, first: int, count: int, seconds: float, tag: str, barrier: Barrier,
+            results: Any) -> None:
+    """One worker process: cycles on members first .. first+count-1 until time is up."""
+    try:
+        from core.delivery import RecordingSender
+        from core.service import PointsService
+
+        sender = RecordingSender()
+        service = PointsService(bench_settings(url), senders=[sender])
+        done = 0
+
+        def cycle() -> None:
+            nonlocal done
+            who = mobile(first + done % count)
+            service.is_redeemable(who, POINTS)
+            service.issue_validation_code(who, POINTS)
+            code = sender.last_code()
+            sender.sent.clear()
+            service.redeem(who, POINTS, code, transaction_number=f"B{tag}-{done}",
+                           external_reference=f"X{tag}-{first}-{done}")
+            done += 1
+
+        for _ in range(3):
+            cycle()
+        warm = done
+        # Cycles run one at a time, so the pool holds one connection: this backend's.
+        with service.db.engine.connect() as connection:
+            backend = int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
+        barrier.wait(timeout=120)
+        server_cpu = process_cpu(backend)
+        cpu, start = time.process_time(), time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            cycle()
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+        server_after = process_cpu(backend)
+        server = (None if server_cpu is None or server_after is None
+                  else server_after - server_cpu)
+        results.put(Outcome(done - warm, elapsed, cpu, server))
+        service.db.dispose()
+    except BaseException as error:  # reported to the parent, which fails the row
+        results.put(Outcome(0, 0.0, 0.0, None, f"{type(error).__name__}: {error}"))
+        barrier.abort()
+
+
+def _cpu_jiffies() -> tuple[int, int]:
+    """(busy, total) CPU time of the whole machine so far, from /proc/stat."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields) - idle, sum(fields)
+
+
+@dataclass(frozen=True)
+class Run:
+    rate: float  # cycles per second, all workers together
+    cores_busy: float  # the machine's busy cores during the run (every process on it)
+    worker_cpu_ms: float  # client CPU per cycle
+    server_cpu_ms: float | None  # PostgreSQL backend CPU per cycle, when visible
+    seconds: float
+
+    @property
+    def stream_cores(self) -> float | None:
+        """Cores one stream of cycles keeps busy: its worker plus its backend."""
+        if self.server_cpu_ms is None:
+            return None
+        return self.rate * (self.worker_cpu_ms + self.server_cpu_ms) / 1000
+
+
+def _run(url: str, workers: int, first: int, size: Size, tag: str) -> Run:
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(workers + 1)
+    results = context.Queue()
+    processes = [
+        context.Process(target=_worker, name=f"bench-worker-{i}",
+                        args=(url, first + i * size.members_per_worker,
+                              size.members_per_worker, size.seconds, f"{tag}{i}",
+                              barrier, results))
+        for i in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    outcomes: list[Outcome] = []
+    try:
+        barrier.wait(timeout=120)
+        busy0, total0 = _cpu_jiffies()
+        outcomes = [results.get(timeout=size.seconds + 120) for _ in processes]
+        busy1, total1 = _cpu_jiffies()
+    finally:
+        for process in processes:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.terminate()
+                process.join()
+    errors = [o.error for o in outcomes if o.error]
+    if errors:
+        raise RuntimeError(f"a worker failed: {errors[0]}")
+    cores = os.cpu_count() or 1
+    cores_busy = cores * (busy1 - busy0) / (total1 - total0) if total1 > total0 else 0.0
+    cycles = max(sum(o.cycles for o in outcomes), 1)
+    server = [o.server_cpu_seconds for o in outcomes]
+    server_ms = (None if any(v is None for v in server)
+                 else 1000 * sum(v or 0.0 for v in server) / cycles)
+    return Run(sum(o.cycles / o.seconds for o in outcomes), cores_busy,
+               1000 * sum(o.cpu_seconds for o in outcomes) / cycles, server_ms,
+               max(o.seconds for o in outcomes))
+
+
+def _load(url: str, members: int) -> None:
+    """The schema, then `members` members with START_POINTS each and the ledger entry that
+    gives them, in bulk on the server."""
+    from core.db import Database
+
+    database = Database(url)
+    database.migrate()
+    with database.engine.begin() as connection:
+        connection.execute(text(
+            """INSERT INTO member (id, mobile, email, external_id, name, customer_type,
+                                   fraud_status, current_points, lifetime_points,
+                                   lifetime_purchases, created_at)
+               SELECT i, '+91' || (9000000000 + i), NULL, NULL, 'Member ' || i, 'loyalty',
+                      'NONE', :p, :p, 0, now()
+               FROM generate_series(1, :n) AS i"""), {"p": START_POINTS, "n": members})
+        connection.execute(text(
+            "SELECT setval(pg_get_serial_sequence('member', 'id'), :n)"), {"n": members})
+        connection.execute(text(
+            """INSERT INTO ledger_entry (member_id, source, points, lifetime_points, reference,
+                                         created_at)
+               SELECT i, 'import', :p, :p, 'bulk:' || i, now()
+               FROM generate_series(1, :n) AS i"""), {"p": START_POINTS, "n": members})
+        connection.execute(text("ANALYZE"))
+    database.dispose()
+
+
+def run(quick: bool) -> Section:
+    size = QUICK if quick else FULL
+    base = make_url(postgres_url())
+    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool,
+                          connect_args={"connect_timeout": 5})
+    try:
+        with admin.connect() as connection:
+            version = connection.execute(text("SHOW server_version")).scalar_one()
+    except Exception as error:
+        admin.dispose()
+        reason = f"PostgreSQL unreachable at {base.render_as_string(hide_password=True)}"
+        log(f"row 4: skipped: {reason}: {type(error).__name__}")
+        return Section([Row("4", "PostgreSQL scale-out, 4 vs 1 process",
+                            f"not measured: {reason}", "-", None, GOAL)],
+                       [f"row 4 skipped: {reason} ({type(error).__name__}); set "
+                        f"LOYALTY_TEST_POSTGRES_URL to measure it"])
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    url = base.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        members = (1 + WORKERS) * size.members_per_worker
+        log(f"row 4: database {name}, {members:,} members")
+        _load(url, members)
+        log(f"row 4: 1 worker for {size.seconds:g} s")
+        one = _run(url, 1, 1, size, "a")
+        log(f"row 4: {WORKERS} workers for {size.seconds:g} s")
+        four = _run(url, WORKERS, 1 + size.members_per_worker, size, "b")
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+        log(f"row 4: dropped {name}")
+    cores = os.cpu_count() or 1
+    ratio = four.rate / one.rate
+    stream = one.stream_cores
+    if stream is not None and one.server_cpu_ms is not None:
+        ceiling = cores / stream
+        cost = (f"one worker's stream of cycles keeps {stream:.2f} cores busy "
+                f"({one.worker_cpu_ms:.1f} ms of Python CPU in the worker plus "
+                f"{one.server_cpu_ms:.1f} ms in its PostgreSQL backend per cycle)")
+        if ceiling < GOAL.value:
+            why = (f"the goal cannot be met on {cores} cores: {cost}, so {cores} cores give "
+                   f"at most ~{ceiling:.1f}x however many workers run, and the workers "
+                   f"share those cores with the server. It needs at least "
+                   f"{math.ceil(GOAL.value * stream)} cores for workers and server (measure "
+                   f"on a larger machine, or with PostgreSQL on its own host), or a cheaper "
+                   f"cycle (less ORM work in the worker, see row 2)")
+        else:
+            why = (f"{cost}, so {cores} cores allow up to ~{ceiling:.1f}x; the rest is lost "
+                   f"to contention: {WORKERS} processes time-sharing {cores} cores with the "
+                   f"server, and commits waiting on WAL flushes. More cores, or a cheaper "
+                   f"cycle (see row 2), would close the gap")
+    else:
+        why = (f"this machine has {cores} cores and the {WORKERS} workers kept "
+               f"{four.cores_busy:.2f} of them busy; the PostgreSQL server's CPU is not "
+               f"visible from here, so the ceiling cannot be computed. More cores for the "
+               f"workers and the server, or a cheaper cycle (see row 2), would close the gap")
+    if four.cores_busy < 0.85 * cores:
+        why = (f"the {WORKERS} workers left the CPUs partly idle ({four.cores_busy:.2f} of "
+               f"{cores} cores busy), so they also wait on something shared (row locks, WAL "
+               f"flushes at commit); " + why)
+    row = Row("4", f"PostgreSQL scale-out, {WORKERS} vs 1 process",
+              f"{four.rate:,.0f} cycles/s ({WORKERS} processes)",
+              f"{one.rate:,.0f} cycles/s (1 process)", ratio, GOAL, why=why)
+    notes = [f"row 4: PostgreSQL {version} on {base.host}:{base.port}, fresh database "
+             f"dropped afterwards; {size.seconds:g} s per run; the whole machine's CPU was busy "
+             f"{one.cores_busy:.2f} of {cores} cores with 1 worker, {four.cores_busy:.2f} with "
+             f"{WORKERS} (other processes included)"]
+    if quick:
+        notes.append(f"row 4 (--quick): {size.seconds:g} s per run instead of "
+                     f"{FULL.seconds:g} s")
+    return Section([row], notes)

@@ -1,0 +1,82 @@
+"""The benchmarks' own machinery on tiny sizes: the table and report, the bulk loader's
+ledger invariant, and rows 2 and 3 end to end. Nothing here looks at a timing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks import postgres_scaleout, redemption_cycle, scale
+from benchmarks.common import (
+    Goal,
+    Row,
+    Section,
+    bench_settings,
+    format_report,
+    ledger_mismatches,
+    mobile,
+    percentile,
+    populate_sqlite,
+    sqlite_url,
+)
+from core.service import PointsService
+
+
+def test_goal_and_table() -> None:
+    assert Goal(">=", 0.3).met(0.3) and not Goal(">=", 0.3).met(0.29)
+    assert Goal("<=", 1.5).met(1.5) and not Goal("<=", 1.5).met(1.51)
+    rows = [Row("2", "cycle", "10/s", "100/s", 0.1, Goal(">=", 0.3), why="too slow"),
+            Row("3a", "scale", "1 ms", "1 ms", 1.0, Goal("<=", 1.5), why="unused"),
+            Row("4", "pg", "not measured: off", "-", None, Goal(">=", 2.5))]
+    report = format_report([Section(rows, ["a note"], ["detail line"])], quick=True,
+                           facts="2 cores")
+    lines = report.splitlines()
+    table = [line for line in lines if line.startswith("|")]
+    assert len(table) == 5 and len({len(line) for line in table}) == 1
+    assert "| NO " in table[2] and "| yes " in table[3] and "| - " in table[4]
+    assert "row 2 (cycle): too slow" in report and "unused" not in report
+    assert "a note" in report and "detail line" in report
+
+
+def test_percentile() -> None:
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert percentile([1.0, 2.0], 99) == pytest.approx(1.99)
+
+
+def test_bulk_load_keeps_the_ledger_invariant(tmp_path: Path) -> None:
+    path = tmp_path / "bulk.db"
+    populate_sqlite(path, 50, 3)
+    assert ledger_mismatches(path) == 0
+    service = PointsService(bench_settings(sqlite_url(path)))
+    try:
+        assert service.audit() == []
+        assert service.member_count() == 50
+        balance = service.balance(mobile(7))
+        assert balance.current_points == sum(e.points for e in
+                                             service.ledger_entries(mobile(7)))
+    finally:
+        service.db.dispose()
+
+
+def test_rows_2_and_3_run_on_tiny_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(redemption_cycle, "QUICK", redemption_cycle.Size(20, 1, 5))
+    monkeypatch.setattr(scale, "QUICK", scale.Size(large_members=2_000, samples=100,
+                                                   warmup=10))
+    cycle = redemption_cycle.run(quick=True)
+    sized = scale.run(quick=True)
+    assert [r.number for r in cycle.rows] == ["2"]
+    assert [r.number for r in sized.rows] == ["3a", "3b"]
+    for row in cycle.rows + sized.rows:
+        assert row.ratio is not None and row.ratio > 0
+    assert any("by layer" in line for line in cycle.details)
+    assert any("SEARCH member" in line for line in sized.details)
+
+
+def test_row_4_is_skipped_when_postgresql_is_unreachable(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOYALTY_TEST_POSTGRES_URL",
+                       "postgresql+psycopg://postgres@127.0.0.1:1/nowhere")
+    section = postgres_scaleout.run(quick=True)
+    assert section.rows[0].ratio is None
+    assert "unreachable" in section.rows[0].figure and section.notes
