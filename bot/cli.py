@@ -195,6 +195,23 @@ def goodwill(identifier: str, points: str,
                f"now {result.balance}")
 
 
+@app.command("run")
+def run_bot() -> None:
+    """Start the Telegram bot: long polling, or a webhook server when WEBHOOK_URL is set."""
+    # Imported here so the engine's commands start without loading python-telegram-bot.
+    from bot.app import build_application, serve
+    from bot.settings import load_bot_settings
+
+    logging.getLogger("bot").setLevel(logging.INFO)
+    with answers():
+        settings = load_bot_settings()
+        # The hook for a later `--sandbox` flag: build the same application with
+        # `request=bot.standin.StandInRequest()` and drive it from the terminal instead of
+        # calling `serve` (no token, no network).
+        application = build_application(settings)
+    serve(application, settings)
+
+
 @app.command()
 def audit() -> None:
     """Check every ledger invariant; exit 1 when one is broken."""

@@ -1,0 +1,201 @@
+"""The one place the python-telegram-bot `Application` is assembled, and how it is run.
+
+`build_application(settings, service=None, request=None)` gives a ready application: the
+token and Bot API server, AIORateLimiter (RetryAfter is waited out and the call retried),
+updates processed concurrently but each chat's in order (`PerChatUpdateProcessor`), the
+handlers, and an error handler that answers with a short help and never shows a
+traceback. `request` replaces the network (a `bot.standin.StandInRequest`, say); `service`
+an engine built elsewhere (by default one is built on DATABASE_URL with the OTP_CHANNEL
+senders). `serve(application, settings)` runs it: long polling, or a webhook server when
+WEBHOOK_URL is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable
+from typing import Any
+
+from telegram import BotCommand, Update
+from telegram.error import TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationHandlerStop,
+    BaseUpdateProcessor,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+from telegram.request import BaseRequest
+
+from bot import handlers, replies, staff
+from bot.runtime import Context, Runtime, runtime, say
+from bot.senders import make_senders
+from bot.settings import BotSettings
+from core.conversation import Conversations
+from core.service import PointsService
+from core.status import PointsError
+
+log = logging.getLogger(__name__)
+# The updates the bot asks Telegram for: edits, reactions and the rest are not wanted.
+ALLOWED_UPDATES = ["message", "callback_query"]
+# A token for an application that never reaches Telegram (its `request` is a stand-in).
+STAND_IN_TOKEN = "0:stand-in"  # noqa: S105  (not a secret: it opens nothing)
+MEMBER_COMMANDS = [
+    BotCommand("balance", "Your points and what you can redeem"),
+    BotCommand("redeem", "Redeem points"),
+    BotCommand("history", "Your last redemptions"),
+    BotCommand("cancel", "Stop what you are doing"),
+    BotCommand("help", "What I can do"),
+]
+
+
+class PerChatUpdateProcessor(BaseUpdateProcessor):
+    """Processes updates of different chats concurrently and each chat's updates one at a
+    time, in the order they arrived (asyncio locks wake their waiters first come, first
+    served). An update waiting for its chat holds one of the `max_concurrent_updates`
+    places, so one very busy chat can slow others down but never reorder them."""
+
+    def __init__(self, max_concurrent_updates: int) -> None:
+        super().__init__(max_concurrent_updates)
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._users: dict[int, int] = {}
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        chat = _chat_of(update)
+        if chat is None:
+            await coroutine
+            return
+        lock = self._locks.setdefault(chat, asyncio.Lock())
+        self._users[chat] = self._users.get(chat, 0) + 1
+        try:
+            async with lock:
+                await coroutine
+        finally:
+            self._users[chat] -= 1
+            if not self._users[chat]:
+                del self._users[chat], self._locks[chat]
+
+    async def initialize(self) -> None:
+        """Nothing to set up."""
+
+    async def shutdown(self) -> None:
+        """Nothing to tear down."""
+
+
+def _chat_of(update: object) -> int | None:
+    if not isinstance(update, Update):
+        return None
+    if update.effective_chat is not None:
+        return update.effective_chat.id
+    return update.effective_user.id if update.effective_user is not None else None
+
+
+def build_application(settings: BotSettings, service: PointsService | None = None,
+                      request: BaseRequest | None = None) -> Application[Any, Any, Any, Any,
+                                                                          Any, Any]:
+    """The bot, ready for `initialize()` and `process_update()` or `serve()`."""
+    token = settings.telegram_bot_token.strip()
+    if not token:
+        if request is None:
+            raise PointsError(888, "TELEGRAM_BOT_TOKEN: missing (ask @BotFather for one)")
+        token = STAND_IN_TOKEN
+    owned = service is None
+    engine = service or PointsService(settings, senders=make_senders(settings))
+    builder = (Application.builder()
+               .token(token)
+               .base_url(settings.telegram_base_url)
+               .rate_limiter(AIORateLimiter(max_retries=settings.telegram_max_retries))
+               .concurrent_updates(PerChatUpdateProcessor(settings.bot_concurrent_updates))
+               .post_init(_post_init))
+    if owned:
+        builder = builder.post_shutdown(_dispose_engine)
+    if request is not None:
+        builder = builder.request(request).get_updates_request(request)
+    application = builder.build()
+    application.bot_data["runtime"] = Runtime(settings, engine, Conversations(engine))
+    add_handlers(application)
+    application.add_error_handler(on_error)
+    return application
+
+
+def add_handlers(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    """Every handler, in the order they are tried."""
+    application.add_handler(TypeHandler(Update, handlers.claim_update), group=-1)
+    new_message = filters.UpdateType.MESSAGE
+    commands = {
+        "start": handlers.start, "balance": handlers.balance, "redeem": handlers.ask_points,
+        "history": handlers.history, "help": handlers.help_,
+        "cancel": handlers.cancel_command,
+        "member": staff.member, "goodwill": staff.goodwill, "revert": staff.revert,
+        "reverse": staff.reverse,
+    }
+    for name, callback in commands.items():
+        application.add_handler(CommandHandler(name, callback, filters=new_message))
+    application.add_handler(MessageHandler(new_message & filters.CONTACT,
+                                           handlers.share_contact))
+    application.add_handler(CallbackQueryHandler(handlers.press_button))
+    words = {
+        replies.MENU_BALANCE: handlers.balance, replies.MENU_REDEEM: handlers.ask_points,
+        replies.MENU_HISTORY: handlers.history, replies.MENU_HELP: handlers.help_,
+        "Cancel": handlers.cancel_command,
+    }
+    for word, callback in words.items():
+        pattern = re.compile(rf"^\s*{re.escape(word)}\s*$", re.IGNORECASE)
+        application.add_handler(MessageHandler(new_message & filters.Regex(pattern),
+                                               callback))
+    application.add_handler(MessageHandler(new_message & filters.TEXT & ~filters.COMMAND,
+                                           handlers.type_text))
+    application.add_handler(MessageHandler(new_message, handlers.unknown))
+
+
+async def on_error(update: object, context: Context) -> None:
+    """Whatever went wrong: the member gets the status code and message of a refusal, or
+    a short help; the traceback goes to the log only. Stops the update there."""
+    error = context.error
+    if isinstance(error, PointsError):
+        text = replies.refusal(error)
+        log.warning("refusal not handled by a handler: %s", error)
+    else:
+        text = replies.SOMETHING_WRONG
+        log.error("error while handling an update", exc_info=error)
+    if isinstance(update, Update) and update.effective_chat is not None:
+        try:
+            await say(update, context, text)
+        except Exception as failure:  # the error handler itself must not fail
+            log.error("could not tell the member about an error: %s", type(failure).__name__)
+    raise ApplicationHandlerStop
+
+
+async def _post_init(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    try:
+        await application.bot.set_my_commands(MEMBER_COMMANDS)
+    except TelegramError as error:
+        log.warning("could not set the command menu: %s", type(error).__name__)
+
+
+async def _dispose_engine(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    rt: Runtime = application.bot_data["runtime"]
+    rt.service.db.dispose()
+
+
+def serve(application: Application[Any, Any, Any, Any, Any, Any],
+          settings: BotSettings) -> None:
+    """Run the bot until it is stopped (Ctrl-C, SIGTERM): a webhook server when
+    WEBHOOK_URL is set, long polling otherwise."""
+    if settings.webhook_url:
+        from bot.webhook import serve_webhook
+
+        asyncio.run(serve_webhook(application, settings))
+        return
+    log.info("starting long polling")
+    application.run_polling(allowed_updates=ALLOWED_UPDATES)
+
+
+__all__ = ["ALLOWED_UPDATES", "PerChatUpdateProcessor", "build_application", "runtime",
+           "serve"]

@@ -1,0 +1,168 @@
+"""What every handler needs: the engine, the chat state in the database, a way to call the
+engine off the event loop, and a reply that survives a flaky Bot API.
+
+The pending redemption of a chat is a `core.conversation.State`: `step` says where the
+member is, `points` and `external_reference` what is pending, and `data` (JSON) the
+transaction number the bot gave it and the token its buttons carry.
+
+Transaction numbers: a bot redemption has no bill, so the bot makes its transaction number
+itself, ``TG-<YYYYMMDD>-<8 characters>`` (UTC date of the request, random A-Z/0-9), when the
+member picks an amount. The 8 characters are also the token in the redemption's buttons.
+The external reference number (the engine's idempotency key) is made at the same moment,
+``tg-<32 hex>``, and kept in the chat state: a repeated Confirm or code entry sends the same
+one, so the engine answers the first result instead of redeeming again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar, cast
+
+from telegram import Message, Update
+from telegram.error import BadRequest, NetworkError, TelegramError
+from telegram.ext import ContextTypes
+
+from bot.settings import BotSettings
+from core.conversation import Conversations, State
+from core.service import MemberView, PointsService
+
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
+Context = ContextTypes.DEFAULT_TYPE
+_TOKEN_CHARS = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # noqa: S105  (an alphabet)
+
+# Steps of a chat (ChatState.step).
+IDLE, AMOUNT, CONFIRM, CODE, DONE = "idle", "amount", "confirm", "code", "done"
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The engine and the bot's settings, kept in `application.bot_data`."""
+
+    settings: BotSettings
+    service: PointsService
+    conversations: Conversations
+
+    def is_staff(self, user_id: int) -> bool:
+        return user_id in self.settings.staff_ids
+
+
+def runtime(context: Context) -> Runtime:
+    return cast(Runtime, context.bot_data["runtime"])
+
+
+async def core(call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run an engine call in a worker thread: database work never blocks the event loop."""
+    return await asyncio.to_thread(call, *args, **kwargs)
+
+
+def user_key(update: Update) -> str:
+    """The chat user as the engine knows them: the Telegram user id, as text."""
+    assert update.effective_user is not None
+    return str(update.effective_user.id)
+
+
+def identifier(member: MemberView) -> str:
+    """How the engine's operations name a linked member (their verified mobile)."""
+    return member.mobile or member.email or member.external_id or ""
+
+
+# ---------------------------------------------------------------- the pending redemption
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A chat's pending (or just finished) redemption, read from its `State`."""
+
+    step: str
+    points: int
+    external_reference: str
+    transaction_number: str
+    token: str
+    redemption_id: str = ""
+
+    def state(self, step: str | None = None, redemption_id: str | None = None) -> State:
+        data = {"txn": self.transaction_number, "token": self.token,
+                "redemption": redemption_id or self.redemption_id}
+        return State(step or self.step, self.points, self.external_reference,
+                     json.dumps(data))
+
+
+def new_pending(service: PointsService, points: int) -> Pending:
+    token = "".join(secrets.choice(_TOKEN_CHARS) for _ in range(8))
+    txn = f"TG-{service.clock():%Y%m%d}-{token}"
+    return Pending(CONFIRM, points, f"tg-{uuid.uuid4().hex}", txn, token)
+
+
+def pending(state: State) -> Pending | None:
+    """The redemption `state` holds, or None when it holds none."""
+    if state.step not in (CONFIRM, CODE, DONE) or not state.points:
+        return None
+    try:
+        data = json.loads(state.data or "{}")
+        return Pending(state.step, state.points, state.external_reference or "",
+                       str(data["txn"]), str(data["token"]), str(data.get("redemption") or ""))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+# ---------------------------------------------------------------- replying
+
+
+async def say(update: Update, context: Context, text: str, markup: Any = None
+              ) -> Message | None:
+    """Send `text` to the update's chat. A 5xx or a timeout from the Bot API is retried
+    TELEGRAM_SEND_RETRIES times (a RetryAfter is waited out by the rate limiter); if it
+    still fails, it is logged and None returned: the outcome is already in the database
+    (/history shows it), so the handler goes on."""
+    chat = update.effective_chat
+    if chat is None:
+        return None
+    retries = runtime(context).settings.telegram_send_retries
+    for attempt in range(retries + 1):
+        try:
+            return await context.bot.send_message(chat_id=chat.id, text=text,
+                                                  reply_markup=markup)
+        except BadRequest:
+            raise
+        except NetworkError as error:
+            if attempt == retries:
+                log.error("reply to chat %s not delivered after %d attempts: %s", chat.id,
+                          attempt + 1, type(error).__name__)
+                return None
+            log.warning("reply to chat %s failed (%s); trying again", chat.id,
+                        type(error).__name__)
+            await asyncio.sleep(0.2 * 2 ** attempt)
+        except TelegramError as error:
+            log.error("reply to chat %s refused: %s", chat.id, type(error).__name__)
+            return None
+    return None
+
+
+async def answer_button(update: Update) -> None:
+    """Stop the button's spinner; the real answer is a message."""
+    query = update.callback_query
+    if query is None:
+        return
+    try:
+        await query.answer()
+    except TelegramError as error:
+        log.info("could not answer callback query: %s", type(error).__name__)
+
+
+async def drop_buttons(update: Update) -> None:
+    """Take the inline buttons off the message whose button was pressed."""
+    query = update.callback_query
+    if query is None or query.message is None:
+        return
+    try:
+        await query.edit_message_reply_markup(reply_markup=None)
+    except TelegramError as error:
+        log.debug("could not remove buttons: %s", type(error).__name__)

@@ -1,0 +1,181 @@
+"""The channels a validation code goes out on: the chat itself, email, SMS, and the log.
+
+The engine calls each sender synchronously, from the worker thread the bot runs core calls
+in (`asyncio.to_thread`), after the transaction that issued the code. Every sender raises
+`core.delivery.DeliveryFailed` when it cannot deliver, with a reason that never contains
+the code, and returns where the code went (the engine masks it for display).
+
+- `ChatSender` sends the code into the member's Telegram chat, marked as a sandbox code: it
+  schedules the send on the bot's event loop and waits for Telegram's answer, so a failed
+  send is a failed delivery. The bot and the loop come from `chat_delivery()`, which the
+  handler enters around the core call (a context variable: `to_thread` carries it over).
+- `EmailSender` speaks SMTP (smtplib), with STARTTLS unless SMTP_STARTTLS is false.
+- `SmsSender` POSTs JSON `{"to", "text"}` to SMS_GATEWAY_URL (httpx), with a bearer token
+  or basic authentication; any answer but 2xx is a failed delivery.
+- `LogSender` writes the code to the log. Development only: settings refuse it with
+  WEBHOOK_URL or a real SECRET_KEY, so a code never reaches a production log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import smtplib
+import ssl
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+from email.message import EmailMessage
+
+import httpx
+from telegram import Bot
+from telegram.error import TelegramError
+
+from bot.settings import BotSettings
+from core.delivery import CodeMessage, CodeSender, DeliveryFailed
+
+log = logging.getLogger(__name__)
+SANDBOX_MARK = "🧪 SANDBOX CODE (chat channel, for testing only)"
+
+
+@dataclass(frozen=True)
+class _ChatLine:
+    bot: Bot
+    loop: asyncio.AbstractEventLoop
+
+
+_chat_line: ContextVar[_ChatLine | None] = ContextVar("chat_line", default=None)
+
+
+@contextlib.contextmanager
+def chat_delivery(bot: Bot) -> Iterator[None]:
+    """Within this block (and the threads `asyncio.to_thread` starts from it), the chat
+    channel sends through `bot` on the running event loop."""
+    token = _chat_line.set(_ChatLine(bot, asyncio.get_running_loop()))
+    try:
+        yield
+    finally:
+        _chat_line.reset(token)
+
+
+class ChatSender:
+    """Sends the code in the member's own chat (`CodeMessage.reply_to`), marked as a
+    sandbox code."""
+
+    channel = "chat"
+
+    def __init__(self, timeout: float = 60) -> None:
+        self.timeout = timeout
+
+    def send(self, message: CodeMessage) -> str:
+        line = _chat_line.get()
+        if line is None:
+            raise DeliveryFailed("the chat channel works only inside the bot")
+        if not message.reply_to:
+            raise DeliveryFailed("no chat to send the code to")
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:  # called on the loop itself: waiting here would deadlock it
+            raise DeliveryFailed("the chat channel must be called from a worker thread")
+        try:
+            chat_id = int(message.reply_to)
+        except ValueError:
+            raise DeliveryFailed("the chat id is not a number") from None
+        text = f"{SANDBOX_MARK}\n{message.text()}"
+        future = asyncio.run_coroutine_threadsafe(
+            line.bot.send_message(chat_id=chat_id, text=text), line.loop)
+        try:
+            future.result(timeout=self.timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise DeliveryFailed("Telegram did not answer in time") from None
+        except TelegramError as error:
+            raise DeliveryFailed(f"Telegram refused the message: {type(error).__name__}"
+                                 ) from None
+        return "chat"
+
+
+class EmailSender:
+    """Sends the code by email through SMTP."""
+
+    channel = "email"
+
+    def __init__(self, settings: BotSettings) -> None:
+        self.host = settings.smtp_host
+        self.port = settings.smtp_port
+        self.user = settings.smtp_user
+        self.password = settings.smtp_password
+        self.sender = settings.smtp_from
+        self.starttls = settings.smtp_starttls
+        self.timeout = settings.smtp_timeout_seconds
+
+    def send(self, message: CodeMessage) -> str:
+        if not message.email:
+            raise DeliveryFailed("the member has no email address")
+        mail = EmailMessage()
+        mail["From"] = self.sender
+        mail["To"] = message.email
+        mail["Subject"] = "Your validation code"
+        mail.set_content(f"Hello {message.name or 'member'},\n\n{message.text()}\n")
+        try:
+            with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+                if self.starttls:
+                    smtp.starttls(context=ssl.create_default_context())
+                if self.user:
+                    smtp.login(self.user, self.password)
+                smtp.send_message(mail)
+        except (OSError, smtplib.SMTPException) as error:
+            raise DeliveryFailed(f"SMTP {self.host}:{self.port}: {type(error).__name__}"
+                                 ) from None
+        return message.email
+
+
+class SmsSender:
+    """Sends the code by SMS through an HTTP gateway."""
+
+    channel = "sms"
+
+    def __init__(self, settings: BotSettings) -> None:
+        self.url = settings.sms_gateway_url
+        self.headers: dict[str, str] = {}
+        self.auth: tuple[str, str] | None = None
+        if settings.sms_gateway_token:
+            self.headers["Authorization"] = f"Bearer {settings.sms_gateway_token}"
+        elif settings.sms_gateway_user:
+            self.auth = (settings.sms_gateway_user, settings.sms_gateway_password)
+        self.timeout = settings.sms_timeout_seconds
+
+    def send(self, message: CodeMessage) -> str:
+        if not message.mobile:
+            raise DeliveryFailed("the member has no mobile number")
+        try:
+            answer = httpx.post(self.url, json={"to": message.mobile, "text": message.text()},
+                                headers=self.headers, auth=self.auth, timeout=self.timeout)
+        except httpx.HTTPError as error:
+            raise DeliveryFailed(f"SMS gateway: {type(error).__name__}") from None
+        if not answer.is_success:
+            raise DeliveryFailed(f"SMS gateway answered {answer.status_code}")
+        return message.mobile
+
+
+class LogSender:
+    """Writes the code to the log, for development (refused in production by settings)."""
+
+    channel = "log"
+
+    def send(self, message: CodeMessage) -> str:
+        log.warning("DEVELOPMENT ONLY: validation code %s for member %s (%s points)",
+                    message.code, message.member_id, message.points)
+        return "log"
+
+
+def make_senders(settings: BotSettings) -> list[CodeSender]:
+    """The senders OTP_CHANNEL names, in its order."""
+    makers: dict[str, Callable[[], CodeSender]] = {
+        "chat": ChatSender, "email": lambda: EmailSender(settings),
+        "sms": lambda: SmsSender(settings), "log": LogSender}
+    return [makers[name]() for name in settings.channels]

@@ -1,0 +1,163 @@
+"""The bot's settings: the engine's settings plus Telegram, the code channels and the webhook.
+
+`load_bot_settings()` is the only way in, like `core.settings.load_settings()`: a value that
+does not parse is refused with 888, a combination that cannot work (a webhook without a
+secret, the log channel in production) with 899, each with a message naming the setting.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError, field_validator
+
+from core.settings import DEV_SECRET_KEY, Settings
+from core.status import PointsError
+
+CHANNELS = ("chat", "email", "sms", "log")
+DEFAULT_BASE_URL = "https://api.telegram.org/bot"
+# What Telegram accepts as a webhook secret token.
+_SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+
+
+class BotSettings(Settings):
+    """Settings of `loyalty-bot run`. Field names are the environment variable names."""
+
+    telegram_bot_token: str = ""
+    # The Bot API server; a `{token}` placeholder is filled in, otherwise the token is
+    # appended (python-telegram-bot's rule). Change it for a self-hosted Bot API server.
+    telegram_base_url: str = DEFAULT_BASE_URL
+    staff_telegram_ids: str = ""  # comma-separated Telegram user ids
+    # Where validation codes go: one or several of chat, email, sms, log.
+    otp_channel: str = "sms"
+
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_from: str = ""
+    smtp_starttls: bool = True
+    smtp_timeout_seconds: float = 15
+
+    sms_gateway_url: str = ""
+    sms_gateway_token: str = ""  # sent as "Authorization: Bearer <token>"
+    sms_gateway_user: str = ""  # or HTTP basic authentication
+    sms_gateway_password: str = ""
+    sms_timeout_seconds: float = 15
+
+    webhook_url: str = ""  # set: serve a webhook; empty: long polling
+    webhook_secret: str = ""
+    webhook_listen: str = "0.0.0.0"  # noqa: S104  (a webhook server listens for Telegram)
+    webhook_port: int = 8443
+
+    # Updates handled at once (one chat's updates always in order).
+    bot_concurrent_updates: int = 64
+    # How often a message is retried after Telegram's RetryAfter (flood control).
+    telegram_max_retries: int = 3
+    # How often a reply is retried after a network error or a 5xx from Telegram.
+    telegram_send_retries: int = 2
+
+    @field_validator("otp_channel")
+    @classmethod
+    def _known_channels(cls, value: str) -> str:
+        names = [part.strip().lower() for part in value.split(",") if part.strip()]
+        unknown = [name for name in names if name not in CHANNELS]
+        if unknown:
+            raise ValueError(f"unknown channel {', '.join(unknown)}; known: "
+                             f"{', '.join(CHANNELS)}")
+        if not names:
+            raise ValueError(f"name at least one channel of {', '.join(CHANNELS)}")
+        return ",".join(dict.fromkeys(names))
+
+    @field_validator("staff_telegram_ids")
+    @classmethod
+    def _user_ids(cls, value: str) -> str:
+        ids = [part.strip() for part in value.split(",") if part.strip()]
+        bad = [part for part in ids if not re.fullmatch(r"-?[0-9]{1,20}", part)]
+        if bad:
+            raise ValueError(f"{', '.join(bad)} is not a Telegram user id (a number)")
+        return ",".join(ids)
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return tuple(self.otp_channel.split(","))
+
+    @property
+    def staff_ids(self) -> frozenset[int]:
+        return frozenset(int(part) for part in self.staff_telegram_ids.split(",") if part)
+
+    @property
+    def webhook_path(self) -> str:
+        """The path the webhook server answers on: the path of WEBHOOK_URL."""
+        return urlsplit(self.webhook_url).path.rstrip("/") or "/"
+
+    def problems(self) -> list[str]:
+        found = super().problems()
+        channels = self.channels
+        if "email" in channels and not (self.smtp_host and self.smtp_from):
+            found.append("OTP_CHANNEL email needs SMTP_HOST and SMTP_FROM")
+        if "sms" in channels and not self.sms_gateway_url:
+            found.append("OTP_CHANNEL sms needs SMS_GATEWAY_URL")
+        if self.sms_gateway_url and not self.sms_gateway_url.startswith(("http://",
+                                                                          "https://")):
+            found.append("SMS_GATEWAY_URL must be an http:// or https:// URL")
+        if not 1 <= self.smtp_port <= 65535:
+            found.append(f"SMTP_PORT must be a port number (it is {self.smtp_port})")
+        if "{token}" not in self.telegram_base_url and not self.telegram_base_url.startswith(
+                ("http://", "https://")):
+            found.append("TELEGRAM_BASE_URL must be an http:// or https:// URL")
+        positive = {"BOT_CONCURRENT_UPDATES": self.bot_concurrent_updates,
+                    "SMTP_TIMEOUT_SECONDS": self.smtp_timeout_seconds,
+                    "SMS_TIMEOUT_SECONDS": self.sms_timeout_seconds}
+        found += [f"{name} must be more than 0 (it is {value})"
+                  for name, value in positive.items() if value <= 0]
+        not_negative = {"TELEGRAM_MAX_RETRIES": self.telegram_max_retries,
+                        "TELEGRAM_SEND_RETRIES": self.telegram_send_retries}
+        found += [f"{name} must not be negative (it is {value})"
+                  for name, value in not_negative.items() if value < 0]
+        if self.webhook_url:
+            found += self._webhook_problems()
+        elif "log" in channels and self.secret_key != DEV_SECRET_KEY:
+            found.append("OTP_CHANNEL log writes validation codes to the log, so it is for "
+                         "development only: it is refused once SECRET_KEY is set for real")
+        return found
+
+    def _webhook_problems(self) -> list[str]:
+        found: list[str] = []
+        parts = urlsplit(self.webhook_url)
+        if parts.scheme != "https" or not parts.hostname:
+            found.append("WEBHOOK_URL must be an https:// URL (Telegram sends webhooks over "
+                         "HTTPS only)")
+        if not self.webhook_secret:
+            found.append("WEBHOOK_URL needs WEBHOOK_SECRET (Telegram sends it with every "
+                         "update; requests without it are refused)")
+        elif not _SECRET_TOKEN.fullmatch(self.webhook_secret):
+            found.append("WEBHOOK_SECRET must be 1 to 256 letters, digits, _ or -")
+        if self.secret_key == DEV_SECRET_KEY:
+            found.append("SECRET_KEY must be set (not the development default) when "
+                         "WEBHOOK_URL is set")
+        if "log" in self.channels:
+            found.append("OTP_CHANNEL log writes validation codes to the log: it is refused "
+                         "when WEBHOOK_URL is set")
+        if not 0 <= self.webhook_port <= 65535:
+            found.append(f"WEBHOOK_PORT must be a port number (it is {self.webhook_port})")
+        return found
+
+
+def load_bot_settings(*, require_token: bool = True, **overrides: Any) -> BotSettings:
+    """Read and check the bot's settings; 888 for a bad value, 899 for a bad combination."""
+    try:
+        settings = BotSettings(**overrides)
+    except ValidationError as error:
+        reasons = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in error.errors()
+        )
+        raise PointsError(888, reasons) from None
+    if require_token and not settings.telegram_bot_token.strip():
+        raise PointsError(888, "TELEGRAM_BOT_TOKEN: missing (ask @BotFather for one)")
+    problems = settings.problems()
+    if problems:
+        raise PointsError(899, "; ".join(problems))
+    return settings

@@ -1,0 +1,57 @@
+"""Fixtures for driving the real bot end to end: a real database (a SQLite file, and
+PostgreSQL when LOYALTY_TEST_POSTGRES_URL is set, each test on a database of its own), a
+clock the test moves, and a `World` (see bot_harness.py) on them.
+
+Kept apart from tests/conftest.py on purpose (the core suite owns that file): what is
+needed here is duplicated in small.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from bot_harness import POSTGRES_ENV, Clock, World, postgres_database
+
+from bot.settings import BotSettings
+
+
+@pytest.fixture(autouse=True)
+def _hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No setting leaks in from the environment or a developer's `.env`."""
+    for name in BotSettings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of this test's own: a SQLite file, or one on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'loyalty.db'}"
+        return
+    base = os.environ.get(POSTGRES_ENV)
+    if not base:
+        pytest.skip(f"{POSTGRES_ENV} is not set")
+    url, drop = postgres_database(base)
+    try:
+        yield url
+    finally:
+        drop()
+
+
+@pytest.fixture
+async def world(database_url: str, clock: Clock) -> AsyncIterator[World]:
+    environment = World(database_url, clock)
+    try:
+        yield environment
+    finally:
+        await environment.close()
