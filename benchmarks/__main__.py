@@ -15,7 +15,16 @@ import time
 import traceback
 from collections.abc import Sequence
 
-from benchmarks.common import Goal, Section, log, machine_facts, not_measured
+from benchmarks.common import (
+    Goal,
+    Interference,
+    Section,
+    format_report,
+    load_average,
+    log,
+    machine_facts,
+    not_measured,
+)
 
 # (row number, module, name, goal): the order they run in; the table is sorted by number.
 ROWS: tuple[tuple[str, str, str, Goal], ...] = (
@@ -24,6 +33,10 @@ ROWS: tuple[tuple[str, str, str, Goal], ...] = (
     ("4", "benchmarks.postgres_scaleout", "PostgreSQL scale-out", Goal(">=", 2.5)),
     ("1", "benchmarks.bot_overhead", "bot overhead", Goal(">=", 0.8)),
 )
+
+
+# Other processes' CPU use (in cores) above which a row's figures are flagged.
+NOISY_CORES = 0.25
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -37,10 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     sections: list[tuple[str, Section]] = []
     failed = False
     started = time.perf_counter()
+    load = load_average()
     for number, module_name, name, goal in ROWS:
         if wanted and number not in wanted:
             continue
         log(f"row {number}: {name}")
+        interference = Interference()
         try:
             module = importlib.import_module(module_name)
             section: Section = module.run(args.quick)
@@ -49,11 +64,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             failed = True
             section = Section([not_measured(number, name, goal,
                                             f"failed: {type(error).__name__}: {error}")])
+        others = interference.cores(section.server_cpu_seconds)
+        if others > NOISY_CORES:
+            section.notes.append(
+                f"row {number}: other processes kept ~{others:.1f} cores busy while it ran, "
+                f"so its figures are less reliable; run again on a quiet machine")
         sections.append((number, section))
     sections.sort(key=lambda item: item[0])
     log(f"done in {time.perf_counter() - started:.0f} s")
-    from benchmarks.common import format_report
-    print(format_report([s for _, s in sections], quick=args.quick, facts=machine_facts()))
+    facts = f"{machine_facts()}; load average at start {load}"
+    print(format_report([s for _, s in sections], quick=args.quick, facts=facts))
     return 1 if failed else 0
 
 

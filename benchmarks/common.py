@@ -77,6 +77,9 @@ class Section:
     rows: list[Row]
     notes: list[str] = field(default_factory=list)
     details: list[str] = field(default_factory=list)
+    # CPU seconds the row caused outside this process tree (a database server's), so that
+    # it does not count as interference from other processes.
+    server_cpu_seconds: float = 0.0
 
 
 def not_measured(number: str, name: str, goal: Goal, reason: str) -> Row:
@@ -145,6 +148,58 @@ def machine_facts() -> str:
         pass
     return (f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}, "
             f"SQLite {sqlite3.sqlite_version}")
+
+
+def cpu_jiffies() -> tuple[int, int]:
+    """(busy, total) CPU time of the whole machine so far, in clock ticks, from /proc/stat."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields) - idle, sum(fields)
+
+
+def own_cpu_seconds() -> float:
+    """CPU time of this process and its waited-for children (worker processes)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def process_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) of process `pid` from /proc, or None if not visible."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Interference:
+    """How busy other processes kept the machine while a row ran: the machine's busy CPU
+    time minus this process tree's (and minus the row's own server work)."""
+
+    def __init__(self) -> None:
+        self.busy, _ = cpu_jiffies()
+        self.own = own_cpu_seconds()
+        self.start = time.perf_counter()
+
+    def cores(self, server_cpu_seconds: float = 0.0) -> float:
+        """Other processes' mean CPU use in cores (0 for a run under 2 s: too coarse)."""
+        elapsed = time.perf_counter() - self.start
+        if elapsed < 2:
+            return 0.0
+        busy, _ = cpu_jiffies()
+        machine = (busy - self.busy) / os.sysconf("SC_CLK_TCK")
+        other = machine - (own_cpu_seconds() - self.own) - server_cpu_seconds
+        return max(other, 0.0) / elapsed
+
+
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
 
 
 def log(message: str) -> None:

@@ -22,14 +22,23 @@ import time
 import uuid
 from dataclasses import dataclass
 from multiprocessing.synchronize import Barrier
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from benchmarks.common import Goal, Row, Section, bench_settings, log, mobile, postgres_url
+from benchmarks.common import (
+    Goal,
+    Row,
+    Section,
+    bench_settings,
+    cpu_jiffies,
+    log,
+    mobile,
+    postgres_url,
+    process_cpu,
+)
 
 GOAL = Goal(">=", 2.5)
 WORKERS = 4
@@ -54,15 +63,6 @@ class Outcome:
     cpu_seconds: float  # the worker process's own CPU time
     server_cpu_seconds: float | None = None  # its PostgreSQL backend's, when local
     error: str = ""
-
-
-def process_cpu(pid: int) -> float | None:
-    """CPU seconds (user + system) of process `pid` from /proc, or None if not visible."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _worker(url: str, first: int, count: int, seconds: float, tag: str, barrier: Barrier,
@@ -109,22 +109,13 @@ def _worker(url: str, first: int, count: int, seconds: float, tag: str, barrier:
         barrier.abort()
 
 
-def _cpu_jiffies() -> tuple[int, int]:
-    """(busy, total) CPU time of the whole machine so far, from /proc/stat."""
-    try:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return 0, 0
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return sum(fields) - idle, sum(fields)
-
-
 @dataclass(frozen=True)
 class Run:
     rate: float  # cycles per second, all workers together
     cores_busy: float  # the machine's busy cores during the run (every process on it)
     worker_cpu_ms: float  # client CPU per cycle
     server_cpu_ms: float | None  # PostgreSQL backend CPU per cycle, when visible
+    server_cpu_seconds: float  # all the run's backends together (0 when not visible)
     seconds: float
 
     @property
@@ -151,9 +142,9 @@ def _run(url: str, workers: int, first: int, size: Size, tag: str) -> Run:
     outcomes: list[Outcome] = []
     try:
         barrier.wait(timeout=120)
-        busy0, total0 = _cpu_jiffies()
+        busy0, total0 = cpu_jiffies()
         outcomes = [results.get(timeout=size.seconds + 120) for _ in processes]
-        busy1, total1 = _cpu_jiffies()
+        busy1, total1 = cpu_jiffies()
     finally:
         for process in processes:
             process.join(timeout=30)
@@ -171,7 +162,7 @@ def _run(url: str, workers: int, first: int, size: Size, tag: str) -> Run:
                  else 1000 * sum(v or 0.0 for v in server) / cycles)
     return Run(sum(o.cycles / o.seconds for o in outcomes), cores_busy,
                1000 * sum(o.cpu_seconds for o in outcomes) / cycles, server_ms,
-               max(o.seconds for o in outcomes))
+               sum(v or 0.0 for v in server), max(o.seconds for o in outcomes))
 
 
 def _load(url: str, members: int) -> None:
@@ -272,4 +263,5 @@ def run(quick: bool) -> Section:
     if quick:
         notes.append(f"row 4 (--quick): {size.seconds:g} s per run instead of "
                      f"{FULL.seconds:g} s")
-    return Section([row], notes)
+    return Section([row], notes,
+                   server_cpu_seconds=one.server_cpu_seconds + four.server_cpu_seconds)
