@@ -49,8 +49,9 @@ class Goal:
 class Row:
     """One measurement: the figure, its same-run baseline, their ratio and the goal.
 
-    `ratio` is None when the row was not measured (then `figure` says why). `why` is
-    printed only when the goal is missed: why, and what would close the gap.
+    `ratio` is None when the row was not measured (then `figure` says why); `goal` is None
+    for a figure reported without one. `why` is printed only when the goal is missed: why,
+    and what would close the gap.
     """
 
     number: str
@@ -58,12 +59,14 @@ class Row:
     figure: str
     baseline: str
     ratio: float | None
-    goal: Goal
+    goal: Goal | None
     why: str = ""
 
     @property
     def met(self) -> bool | None:
-        return None if self.ratio is None else self.goal.met(self.ratio)
+        if self.ratio is None or self.goal is None:
+            return None
+        return self.goal.met(self.ratio)
 
     @property
     def verdict(self) -> str:
@@ -82,7 +85,7 @@ class Section:
     server_cpu_seconds: float = 0.0
 
 
-def not_measured(number: str, name: str, goal: Goal, reason: str) -> Row:
+def not_measured(number: str, name: str, goal: Goal | None, reason: str) -> Row:
     return Row(number, name, f"not measured: {reason}", "-", None, goal)
 
 
@@ -90,7 +93,8 @@ def format_table(rows: Sequence[Row]) -> str:
     header = ("#", "measurement", "figure", "baseline (same run)", "ratio", "goal", "met")
     cells = [header] + [
         (r.number, r.name, r.figure, r.baseline,
-         "-" if r.ratio is None else f"{r.ratio:.2f}", str(r.goal), r.verdict)
+         "-" if r.ratio is None else f"{r.ratio:.2f}", "-" if r.goal is None else str(r.goal),
+         r.verdict)
         for r in rows
     ]
     widths = [max(len(line[i]) for line in cells) for i in range(len(header))]

@@ -1,5 +1,6 @@
 """The benchmarks' own machinery on tiny sizes: the table and report, the bulk loader's
-ledger invariant, and rows 2 and 3 end to end. Nothing here looks at a timing."""
+ledger invariant, rows 2 and 3 end to end, and the rows that cannot be measured. Nothing
+here looks at a timing."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import postgres_scaleout, redemption_cycle, scale
+from benchmarks import bot_overhead, postgres_scaleout, redemption_cycle, scale
 from benchmarks.common import (
     Goal,
     Row,
     Section,
     bench_settings,
     format_report,
+    format_table,
     ledger_mismatches,
     mobile,
     percentile,
@@ -80,3 +82,17 @@ def test_row_4_is_skipped_when_postgresql_is_unreachable(
     section = postgres_scaleout.run(quick=True)
     assert section.rows[0].ratio is None
     assert "unreachable" in section.rows[0].figure and section.notes
+
+
+def test_row_1_says_so_when_the_bot_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bot_overhead, "bot_available", lambda: "bot not available (test)")
+    section = bot_overhead.run(quick=True)
+    assert section.rows[0].figure == "not measured: bot not available"
+    assert section.rows[0].ratio is None
+
+
+def test_a_row_without_a_goal_is_reported_without_a_verdict() -> None:
+    row = Row("1b", "p50", "2 ms", "1 ms", 2.0, None)
+    assert row.met is None and row.verdict == "-"
+    cells = [cell.strip() for cell in format_table([row]).splitlines()[2].split("|")]
+    assert cells[-3:] == ["-", "-", ""]
