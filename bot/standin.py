@@ -28,7 +28,8 @@ Reading what the bot sent (every method is thread-safe):
 Failing on demand: `fail_next(Fault.retry_after(1), times=1, methods={"sendMessage"})`
 answers the next matching calls with HTTP 429 and `parameters.retry_after` (the library
 raises `RetryAfter`), `Fault.server_error(502)` with a 5xx, `Fault.timeout()` by raising
-`TimedOut` (`delivered=True`: the message arrives, only the answer is lost).
+`TimedOut` (`delivered=True`: the message arrives, only the answer is lost),
+`Fault.slow(2)` answers normally two seconds late; `chat_id=` limits a fault to one chat.
 
 Feeding updates: `user(id, first_name)` returns a `TelegramUser` that builds realistic
 update JSON (`says`, `shares_contact`, `presses`, `sends_callback`), numbered by this
@@ -125,15 +126,20 @@ class BotMessage:
 class Fault:
     """A failure to answer with, instead of the Bot API's normal answer."""
 
-    kind: str  # "retry_after", "server_error" or "timeout"
+    kind: str  # "retry_after", "server_error", "timeout" or "slow"
     status: int = 0
-    seconds: int = 0  # retry_after only: what `parameters.retry_after` says
+    seconds: float = 0  # retry_after: what `parameters.retry_after` says; slow: the delay
     delivered: bool = False  # timeout only: the call took effect, the answer was lost
 
     @classmethod
     def retry_after(cls, seconds: int = 1) -> Fault:
         """HTTP 429 with `parameters.retry_after` (flood control)."""
         return cls("retry_after", HTTPStatus.TOO_MANY_REQUESTS, seconds=seconds)
+
+    @classmethod
+    def slow(cls, seconds: float) -> Fault:
+        """A normal answer, `seconds` late (a slow network)."""
+        return cls("slow", seconds=seconds)
 
     @classmethod
     def server_error(cls, status: int = 500) -> Fault:
@@ -151,6 +157,14 @@ class _ArmedFault:
     fault: Fault
     times: int
     methods: frozenset[str] | None
+    chat_id: int | None
+
+    def matches(self, method: str, params: JSON) -> bool:
+        if self.methods is None and method in ("getMe", "getUpdates"):
+            return False
+        if self.methods is not None and method not in self.methods:
+            return False
+        return self.chat_id is None or str(params.get("chat_id")) == str(self.chat_id)
 
 
 class StandInRequest(BaseRequest):
@@ -232,13 +246,13 @@ class StandInRequest(BaseRequest):
 
     # ------------------------------------------------------------- faults and updates
 
-    def fail_next(self, fault: Fault, times: int = 1,
-                  methods: Iterable[str] | None = None) -> None:
-        """Answer the next `times` calls (to `methods`, or any but getMe/getUpdates) with
-        `fault`."""
+    def fail_next(self, fault: Fault, times: int = 1, methods: Iterable[str] | None = None,
+                  chat_id: int | None = None) -> None:
+        """Answer the next `times` calls (to `methods`, or any but getMe/getUpdates; for
+        `chat_id`, or any chat) with `fault`."""
         with self._lock:
             self._faults.append(_ArmedFault(fault, times,
-                                            frozenset(methods) if methods else None))
+                                            frozenset(methods) if methods else None, chat_id))
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -277,8 +291,10 @@ class StandInRequest(BaseRequest):
         params: JSON = dict(request_data.parameters) if request_data else {}
         if api_method == "getUpdates":
             return await self._get_updates(params)
-        fault = self._take_fault(api_method)
-        if fault is not None:
+        fault = self._take_fault(api_method, params)
+        if fault is not None and fault.kind == "slow":
+            await asyncio.sleep(fault.seconds)
+        elif fault is not None:
             return self._fail(api_method, params, fault)
         return self._answer(api_method, params)
 
@@ -303,12 +319,10 @@ class StandInRequest(BaseRequest):
         self._calls.append(ApiCall(method, copy.deepcopy(params), fault,
                                    copy.deepcopy(result), time.monotonic()))
 
-    def _take_fault(self, method: str) -> Fault | None:
+    def _take_fault(self, method: str, params: JSON) -> Fault | None:
         with self._lock:
             for armed in self._faults:
-                if armed.methods is None and method in ("getMe", "getUpdates"):
-                    continue
-                if armed.methods is None or method in armed.methods:
+                if armed.matches(method, params):
                     armed.times -= 1
                     if armed.times <= 0:
                         self._faults.remove(armed)
@@ -327,8 +341,8 @@ class StandInRequest(BaseRequest):
             self._record(method, params, fault.kind)
         if fault.kind == "retry_after":
             return _error(HTTPStatus.TOO_MANY_REQUESTS,
-                          f"Too Many Requests: retry after {fault.seconds}",
-                          {"retry_after": fault.seconds})
+                          f"Too Many Requests: retry after {int(fault.seconds)}",
+                          {"retry_after": int(fault.seconds)})
         return _error(fault.status or HTTPStatus.INTERNAL_SERVER_ERROR,
                       "Internal Server Error" if fault.status < 502 else "Bad Gateway")
 

@@ -20,6 +20,7 @@ import json
 import logging
 import re
 import signal
+from collections.abc import Callable
 from typing import Any
 
 import tornado.web
@@ -44,8 +45,8 @@ class UpdateEndpoint(tornado.web.RequestHandler):
 
     SUPPORTED_METHODS = ("POST",)
 
-    def initialize(self, application: AnyApplication, secret: str) -> None:
-        self.application_ = application
+    def initialize(self, bot_application: AnyApplication, secret: str) -> None:
+        self.bot_application = bot_application
         self.secret = secret.encode()
 
     async def post(self) -> None:
@@ -56,7 +57,7 @@ class UpdateEndpoint(tornado.web.RequestHandler):
             self.set_status(403)
             self.finish({"ok": False, "error": "forbidden"})
             return
-        bot = self.application_.bot
+        bot = self.bot_application.bot
         try:
             update = Update.de_json(json.loads(self.request.body), bot)
         except (ValueError, TypeError, KeyError):
@@ -64,8 +65,8 @@ class UpdateEndpoint(tornado.web.RequestHandler):
             self.set_status(400)
             self.finish({"ok": False, "error": "not an update"})
             return
-        processor = self.application_.update_processor
-        await processor.process_update(update, self.application_.process_update(update))
+        processor = self.bot_application.update_processor
+        await processor.process_update(update, self.bot_application.process_update(update))
         self.finish({"ok": True})
 
     def log_exception(self, *args: Any) -> None:
@@ -77,11 +78,11 @@ class HealthEndpoint(tornado.web.RequestHandler):
 
     SUPPORTED_METHODS = ("GET",)
 
-    def initialize(self, application: AnyApplication) -> None:
-        self.application_ = application
+    def initialize(self, bot_application: AnyApplication) -> None:
+        self.bot_application = bot_application
 
     async def get(self) -> None:
-        rt: Runtime = self.application_.bot_data["runtime"]
+        rt: Runtime = self.bot_application.bot_data["runtime"]
         try:
             await asyncio.to_thread(rt.service.db.run,
                                     lambda s: s.connection().execute(text("SELECT 1")).all(),
@@ -104,9 +105,9 @@ class WebhookServer:
         self.listen = settings.webhook_listen if listen is None else listen
         self.port = settings.webhook_port if port is None else port
         routes: list[Any] = [
-            (r"/healthz", HealthEndpoint, {"application": application}),
+            (r"/healthz", HealthEndpoint, {"bot_application": application}),
             (rf"{_path(settings.webhook_path)}/?", UpdateEndpoint,
-             {"application": application, "secret": settings.webhook_secret}),
+             {"bot_application": application, "secret": settings.webhook_secret}),
         ]
         self._app = tornado.web.Application(routes, log_function=lambda _: None)
         self._server: HTTPServer | None = None
@@ -131,24 +132,30 @@ def _path(path: str) -> str:
     return re.escape(path.rstrip("/"))
 
 
-async def serve_webhook(application: AnyApplication, settings: BotSettings) -> None:
-    """Register the webhook with Telegram and serve it until SIGINT or SIGTERM."""
+async def serve_webhook(application: AnyApplication, settings: BotSettings, *,
+                        stop: asyncio.Event | None = None,
+                        on_ready: Callable[[int], None] | None = None) -> None:
+    """Register the webhook with Telegram and serve it until `stop` is set (by default:
+    until SIGINT or SIGTERM). `on_ready` is told the port once the server listens."""
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(signum, stop.set)
     server = WebhookServer(application, settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(signum, stop.set)
     async with application:
         if application.post_init is not None:  # run_polling calls it; so do we
             await application.post_init(application)
         await application.start()
-        await server.start()
-        await application.bot.set_webhook(url=settings.webhook_url,
-                                          secret_token=settings.webhook_secret,
-                                          allowed_updates=ALLOWED_UPDATES)
-        log.info("webhook registered; serving until stopped")
+        port = await server.start()
         try:
+            await application.bot.set_webhook(url=settings.webhook_url,
+                                              secret_token=settings.webhook_secret,
+                                              allowed_updates=ALLOWED_UPDATES)
+            log.info("webhook registered; serving until stopped")
+            if on_ready is not None:
+                on_ready(port)
             await stop.wait()
         finally:
             await server.stop()
