@@ -16,6 +16,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Awaitable
+from datetime import timedelta
 from typing import Any
 
 from telegram import BotCommand, Update
@@ -112,7 +113,8 @@ def build_application(settings: BotSettings, service: PointsService | None = Non
                .base_url(settings.telegram_base_url)
                .rate_limiter(AIORateLimiter(max_retries=settings.telegram_max_retries))
                .concurrent_updates(PerChatUpdateProcessor(settings.bot_concurrent_updates))
-               .post_init(_post_init))
+               .post_init(_post_init)
+               .post_stop(_post_stop))
     if owned:
         builder = builder.post_shutdown(_dispose_engine)
     if request is not None:
@@ -173,10 +175,32 @@ async def on_error(update: object, context: Context) -> None:
 
 
 async def _post_init(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    """Once running: the command menu, and the sweeper of old update claims."""
     try:
         await application.bot.set_my_commands(MEMBER_COMMANDS)
     except TelegramError as error:
         log.warning("could not set the command menu: %s", type(error).__name__)
+    application.bot_data["sweeper"] = asyncio.create_task(_forget_old_updates(application))
+
+
+async def _post_stop(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    sweeper = application.bot_data.pop("sweeper", None)
+    if sweeper is not None:
+        sweeper.cancel()
+
+
+async def _forget_old_updates(application: Application[Any, Any, Any, Any, Any, Any]
+                              ) -> None:
+    """Every hour, forget update claims older than HANDLED_UPDATES_KEEP_HOURS (Telegram
+    stops redelivering an update long before that)."""
+    rt: Runtime = application.bot_data["runtime"]
+    keep = timedelta(hours=rt.settings.handled_updates_keep_hours)
+    while True:
+        try:
+            await asyncio.to_thread(rt.conversations.forget_updates, keep)
+        except Exception as error:
+            log.warning("could not forget old update claims: %s", type(error).__name__)
+        await asyncio.sleep(3600)
 
 
 async def _dispose_engine(application: Application[Any, Any, Any, Any, Any, Any]) -> None:

@@ -58,6 +58,8 @@ class BotSettings(Settings):
     telegram_max_retries: int = 3
     # How often a reply is retried after a network error or a 5xx from Telegram.
     telegram_send_retries: int = 2
+    # How long an update is remembered as handled (a redelivery within it is ignored).
+    handled_updates_keep_hours: int = 48
 
     @field_validator("otp_channel")
     @classmethod
@@ -109,6 +111,7 @@ class BotSettings(Settings):
                 ("http://", "https://")):
             found.append("TELEGRAM_BASE_URL must be an http:// or https:// URL")
         positive = {"BOT_CONCURRENT_UPDATES": self.bot_concurrent_updates,
+                    "HANDLED_UPDATES_KEEP_HOURS": self.handled_updates_keep_hours,
                     "SMTP_TIMEOUT_SECONDS": self.smtp_timeout_seconds,
                     "SMS_TIMEOUT_SECONDS": self.sms_timeout_seconds}
         found += [f"{name} must be more than 0 (it is {value})"

@@ -144,19 +144,26 @@ async def serve_webhook(application: AnyApplication, settings: BotSettings, *,
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(signum, stop.set)
     server = WebhookServer(application, settings)
-    async with application:
-        if application.post_init is not None:  # run_polling calls it; so do we
+    # The lifecycle run_polling gives an application, post_* callbacks included.
+    await application.initialize()
+    try:
+        if application.post_init is not None:
             await application.post_init(application)
         await application.start()
         port = await server.start()
-        try:
-            await application.bot.set_webhook(url=settings.webhook_url,
-                                              secret_token=settings.webhook_secret,
-                                              allowed_updates=ALLOWED_UPDATES)
-            log.info("webhook registered; serving until stopped")
-            if on_ready is not None:
-                on_ready(port)
-            await stop.wait()
-        finally:
-            await server.stop()
+        await application.bot.set_webhook(url=settings.webhook_url,
+                                          secret_token=settings.webhook_secret,
+                                          allowed_updates=ALLOWED_UPDATES)
+        log.info("webhook registered; serving until stopped")
+        if on_ready is not None:
+            on_ready(port)
+        await stop.wait()
+    finally:
+        await server.stop()
+        if application.running:
             await application.stop()
+            if application.post_stop is not None:
+                await application.post_stop(application)
+        await application.shutdown()
+        if application.post_shutdown is not None:
+            await application.post_shutdown(application)

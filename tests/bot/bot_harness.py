@@ -30,12 +30,13 @@ START = datetime(2026, 3, 1, 9, 0, 0, tzinfo=UTC)
 TOKEN = "123456:TEST-TOKEN"
 
 # Members every test starts with (mobile as Telegram sends it in a contact: no plus).
-ASHA = {"mobile": "+919812345678", "email": "asha@example.com", "name": "Asha",
-        "points": 2000, "purchases": "12000.00"}
-RAVI = {"mobile": "+919812345679", "email": "ravi@example.com", "name": "Ravi",
-        "points": 1000, "fraud_status": "MARKED"}
-CAMPAIGN = {"mobile": "+919812345670", "name": "Camp", "type": "campaign", "points": 0}
-NON_LOYALTY = {"mobile": "+919812345671", "name": "Nolo", "type": "non_loyalty", "points": 0}
+Member = dict[str, Any]
+ASHA: Member = {"mobile": "+919812345678", "email": "asha@example.com", "name": "Asha",
+                "points": 2000, "purchases": "12000.00"}
+RAVI: Member = {"mobile": "+919812345679", "email": "ravi@example.com", "name": "Ravi",
+                "points": 1000, "fraud_status": "MARKED"}
+CAMPAIGN: Member = {"mobile": "+919812345670", "name": "Camp", "type": "campaign"}
+NON_LOYALTY: Member = {"mobile": "+919812345671", "name": "Nolo", "type": "non_loyalty"}
 MEMBERS = (ASHA, RAVI, CAMPAIGN, NON_LOYALTY)
 
 

@@ -3,6 +3,8 @@ API, a real database."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from bot_harness import ASHA, CAMPAIGN, NON_LOYALTY, RAVI, World, telegram_phone, text_of
 
@@ -79,7 +81,7 @@ async def test_a_suggested_amount_button_gives_the_summary(world: World) -> None
     ({"redemption_min_lifetime_purchases": "20000"}, "500", 806),
     ({"redemption_enabled": False}, "500", 827),
 ])
-async def test_each_rule_failure_shows_its_code(world: World, overrides: dict[str, object],
+async def test_each_rule_failure_shows_its_code(world: World, overrides: dict[str, Any],
                                                 amount: str, code: int) -> None:
     chat = await world.chat(**overrides)
     await chat.link()

@@ -11,7 +11,7 @@ from bot.app import build_application
 from bot.settings import load_bot_settings
 from core.status import PointsError
 
-PRODUCTION = {"telegram_bot_token": "1:x", "webhook_url": "https://bot.example.com/hook",
+PRODUCTION: dict[str, Any] = {"telegram_bot_token": "1:x", "webhook_url": "https://bot.example.com/hook",
               "webhook_secret": "secret_1", "secret_key": "real", "otp_channel": "chat"}
 
 
