@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -24,9 +25,16 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from core.delivery import CodeSender, RecordingSender
-from core.service import IMPORT_COLUMNS, MemberView, PointsService
-from core.settings import Settings, load_settings
+# `tests/core/` has no __init__.py, so with pytest's default import mode `tests/` is on
+# sys.path and `import core` would find `tests/core/` as a namespace package before the
+# engine. Put the project root first so `core` is always the engine's own package.
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if sys.path[:1] != [_ROOT]:
+    sys.path.insert(0, _ROOT)
+
+from core.delivery import CodeSender, RecordingSender  # noqa: E402
+from core.service import IMPORT_COLUMNS, MemberView, PointsService  # noqa: E402
+from core.settings import Settings, load_settings  # noqa: E402
 
 POSTGRES_ENV = "LOYALTY_TEST_POSTGRES_URL"
 START = datetime(2026, 3, 1, 9, 0, 0, tzinfo=UTC)
