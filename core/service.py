@@ -665,8 +665,10 @@ class PointsService:
                 for ident in row.identifiers:
                     setattr(member, ident.kind.value, ident.value)
                 member.name = row.name or member.name
-                member.customer_type = row.customer_type
-                member.fraud_status = row.fraud_status
+                # A blank type or fraud status keeps what the member has (a new member's
+                # defaults: loyalty, NONE); a top-up file must not clear a fraud flag.
+                member.customer_type = row.customer_type or member.customer_type
+                member.fraud_status = row.fraud_status or member.fraud_status
                 member.lifetime_purchases = (Decimal(member.lifetime_purchases)
                                              + row.lifetime_purchases)
                 session.add(member)
@@ -745,12 +747,12 @@ class PointsService:
         name = fields["name"].strip()
         if len(name) > 200:
             raise InputError("name is longer than 200 characters")
-        kind_ = fields["type"].strip().lower() or CustomerType.LOYALTY
-        if kind_ not in set(CustomerType):
+        kind_ = fields["type"].strip().lower()
+        if kind_ and kind_ not in set(CustomerType):
             raise InputError(f"type {kind_!r} is not one of "
                              f"{', '.join(t.value for t in CustomerType)}")
-        fraud = fields["fraud_status"].strip().upper() or FraudStatus.NONE
-        if fraud not in set(FraudStatus):
+        fraud = fields["fraud_status"].strip().upper()
+        if fraud and fraud not in set(FraudStatus):
             raise InputError(f"fraud_status {fraud!r} is not one of "
                              f"{', '.join(f.value for f in FraudStatus)}")
         current = _count(fields["current_points"], "current_points")
