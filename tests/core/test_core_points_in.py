@@ -205,6 +205,29 @@ def test_import_updates_existing_member_and_adds_points(env: Env) -> None:
     assert service.audit() == []
 
 
+def test_import_with_blank_status_keeps_fraud_flag_and_type(env: Env) -> None:
+    """A top-up row that leaves type and fraud_status empty changes neither: it must not
+    clear a fraud flag or enrol a campaign-only customer. Given values still apply."""
+    service = env.service()
+    flagged = env.add_member(service, fraud_status="CONFIRMED", points=10)
+    campaign = env.add_member(service, customer_type="campaign", points=0)
+    top_up = member_csv([{"mobile": flagged.mobile, "current_points": 100,
+                          "lifetime_points": 100},
+                         {"mobile": campaign.mobile, "current_points": 5,
+                          "lifetime_points": 5}])
+    assert service.import_csv(top_up).updated == 2
+    after = service.member_by_id(flagged.id)
+    assert (after.fraud_status, after.customer_type, after.current_points) == (
+        "CONFIRMED", "loyalty", 110)
+    assert service.member_by_id(campaign.id).customer_type == "campaign"
+    cleared = member_csv([{"mobile": flagged.mobile, "fraud_status": "NOT_FRAUD"},
+                          {"mobile": campaign.mobile, "type": "loyalty"}])
+    service.import_csv(cleared)
+    assert service.member_by_id(flagged.id).fraud_status == "NOT_FRAUD"
+    assert service.member_by_id(campaign.id).customer_type == "loyalty"
+    assert service.audit() == []
+
+
 def test_file_with_bad_rows_changes_nothing_and_lists_every_bad_row(env: Env) -> None:
     service = env.service()
     service.import_csv(member_csv(GOOD_ROWS))
