@@ -1,9 +1,9 @@
 """`loyalty-bot`: the one command for staff and scripts.
 
 Points in (earn, import, goodwill), the operations of the points API (member, isredeemable,
-validationcode, redeem, revert, reverse, history), the status code catalogue, and the
-ledger audit. A refusal prints its status code and message and exits 1; input no code
-covers exits 2 with a short explanation.
+validationcode, redeem, revert, reverse, history), the status code catalogue, the ledger
+audit, and `run`, which starts the Telegram bot. A refusal prints its status code and
+message and exits 1; input no code covers exits 2 with a short explanation.
 """
 
 from __future__ import annotations
@@ -199,6 +199,8 @@ def goodwill(identifier: str, points: str,
 def run_bot() -> None:
     """Start the Telegram bot: long polling, or a webhook server when WEBHOOK_URL is set."""
     # Imported here so the engine's commands start without loading python-telegram-bot.
+    from telegram.error import InvalidToken, TelegramError
+
     from bot.app import build_application, serve
     from bot.settings import load_bot_settings
 
@@ -209,7 +211,15 @@ def run_bot() -> None:
         # `request=bot.standin.StandInRequest()` and drive it from the terminal instead of
         # calling `serve` (no token, no network).
         application = build_application(settings)
-    serve(application, settings)
+    try:
+        serve(application, settings)
+    except InvalidToken:
+        typer.echo("the Bot API refused TELEGRAM_BOT_TOKEN: check it with @BotFather", err=True)
+        raise typer.Exit(1) from None
+    except TelegramError as error:
+        typer.echo(f"cannot talk to the Bot API at {settings.telegram_base_url}: {error}",
+                   err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command()

@@ -14,8 +14,10 @@ Give it to the application instead of the network::
 Reading what the bot sent (every method is thread-safe):
 
 - `calls` / `calls_to(method)`: every Bot API call in order, as `ApiCall(method, params,
-  fault)`; `params` are the parsed parameters (reply markups as plain dicts); `fault` names
-  the injected failure that answered it, or is None.
+  fault, result)`; `params` are the parsed parameters (reply markups as plain dicts);
+  `fault` names the injected failure that answered it, or is None; `result` is what the
+  stand-in answered. `subscribe(fn)` calls `fn(call)` after each call, as it happens (a
+  terminal can print the bot's messages as they come).
 - `messages(chat_id)`: the chat's messages from the bot as `BotMessage`s, oldest first, as
   they are now (an `editMessageText` changes the message in place; `edits` counts them).
   `last_message(chat_id)`, `texts(chat_id)`; `mark()` and `messages_since(mark, chat_id)`
@@ -29,13 +31,15 @@ Failing on demand: `fail_next(Fault.retry_after(1), times=1, methods={"sendMessa
 answers the next matching calls with HTTP 429 and `parameters.retry_after` (the library
 raises `RetryAfter`), `Fault.server_error(502)` with a 5xx, `Fault.timeout()` by raising
 `TimedOut` (`delivered=True`: the message arrives, only the answer is lost),
-`Fault.slow(2)` answers normally two seconds late; `chat_id=` limits a fault to one chat.
+`Fault.slow(2)` answers normally two seconds late; `chat_id=` limits a fault to one chat;
+`clear_faults()` disarms them all.
 
 Feeding updates: `user(id, first_name)` returns a `TelegramUser` that builds realistic
 update JSON (`says`, `shares_contact`, `presses`, `sends_callback`), numbered by this
 stand-in. `put_update(update)` queues one for `getUpdates`, so a polling application (a
 terminal sandbox, say) receives it. `responders[method] = fn(params) -> result` answers a
-method this class does not know, or replaces one it does.
+method this class does not know, or replaces one it does; raising `ApiRefusal(400,
+"Bad Request: ...")` there answers with a Bot API error.
 """
 
 from __future__ import annotations
@@ -187,6 +191,7 @@ class StandInRequest(BaseRequest):
         self.callback_answers: list[JSON] = []
         self.webhook: JSON | None = None
         self.commands: list[JSON] = []
+        self._subscribers: list[Callable[[ApiCall], None]] = []
         self.responders: dict[str, Responder] = {
             "getMe": lambda _: dict(self.bot_user),
             "sendMessage": self._send_message,
@@ -212,6 +217,12 @@ class StandInRequest(BaseRequest):
     def calls(self) -> list[ApiCall]:
         with self._lock:
             return list(self._calls)
+
+    def subscribe(self, subscriber: Callable[[ApiCall], None]) -> None:
+        """Call `subscriber(call)` for every call from now on, as it is recorded (on the
+        bot's event loop, holding the stand-in's lock: keep it quick)."""
+        with self._lock:
+            self._subscribers.append(subscriber)
 
     def calls_to(self, method: str) -> list[ApiCall]:
         with self._lock:
@@ -316,8 +327,11 @@ class StandInRequest(BaseRequest):
 
     def _record(self, method: str, params: JSON, fault: str | None, result: Any = None
                 ) -> None:
-        self._calls.append(ApiCall(method, copy.deepcopy(params), fault,
-                                   copy.deepcopy(result), time.monotonic()))
+        call = ApiCall(method, copy.deepcopy(params), fault, copy.deepcopy(result),
+                       time.monotonic())
+        self._calls.append(call)
+        for subscriber in self._subscribers:
+            subscriber(call)
 
     def _take_fault(self, method: str, params: JSON) -> Fault | None:
         with self._lock:
