@@ -35,7 +35,7 @@ from telegram.ext import (
 from telegram.request import BaseRequest
 
 from bot import handlers, replies, staff
-from bot.runtime import Context, Runtime, runtime, say
+from bot.runtime import Context, Runtime, say
 from bot.senders import make_senders
 from bot.settings import BotSettings
 from core.conversation import Conversations
@@ -221,5 +221,5 @@ def serve(application: Application[Any, Any, Any, Any, Any, Any],
     application.run_polling(allowed_updates=ALLOWED_UPDATES)
 
 
-__all__ = ["ALLOWED_UPDATES", "PerChatUpdateProcessor", "build_application", "runtime",
+__all__ = ["ALLOWED_UPDATES", "PerChatUpdateProcessor", "add_handlers", "build_application",
            "serve"]

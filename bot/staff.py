@@ -14,7 +14,7 @@ import logging
 from telegram import Update
 
 from bot import replies
-from bot.runtime import Context, core, runtime, say
+from bot.runtime import Context, core, identifier, runtime, say
 from core.status import InputError, PointsError
 
 log = logging.getLogger(__name__)
@@ -117,8 +117,7 @@ async def revert(update: Update, context: Context) -> None:
         if len(args) == 3:
             who = args[2]
         else:
-            owner = await core(service.member_of_transaction, args[0])
-            who = owner.mobile or owner.email or owner.external_id or ""
+            who = identifier(await core(service.member_of_transaction, args[0]))
         result = await core(service.revert, who, args[0], args[1], staff=staff)
     except (PointsError, InputError) as error:
         await refused(update, context, staff, "revert", error)

@@ -3,6 +3,7 @@ API, a real database."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -277,3 +278,49 @@ async def test_group_chats_get_pointed_to_a_private_chat(world: World) -> None:
     await chat.deliver(update)
     [message] = world.stand_in.messages(-100123)
     assert "private chat" in message.text
+
+
+async def test_an_unexpected_error_gets_a_short_help_and_no_traceback(
+        world: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    chat = await world.chat()
+    await chat.link()
+    service = world.services[-1]
+
+    def broken(member_id: int) -> None:
+        raise RuntimeError("the disk caught fire at /var/lib/secret/path")
+
+    monkeypatch.setattr(service, "balance_of", broken)
+    replies = await chat.say("/balance")
+    assert replies[-1].text.startswith("Sorry, something went wrong on my side.")
+    assert "fire" not in replies[-1].text and "Traceback" not in replies[-1].text
+    assert "the disk caught fire" in caplog.text  # the operator's log has it
+
+
+async def test_engine_calls_never_run_on_the_event_loop(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    chat = await world.chat()
+    service = world.services[-1]
+    on_loop: list[str] = []
+    calls = 0
+    run = service.db.run
+
+    def watched(unit: Any, **kw: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(getattr(unit, "__qualname__", str(unit)))
+        except RuntimeError:
+            pass  # a worker thread: as it should be
+        return run(unit, **kw)
+
+    monkeypatch.setattr(service.db, "run", watched)
+    await chat.link()
+    await chat.say("/balance")
+    await chat.say("/redeem 500")
+    await chat.press("Confirm")
+    replies = await chat.say(chat.chat_code())
+    assert replies[-1].text.startswith("800 ")
+    await chat.say("/history")
+    assert calls > 20 and on_loop == []
