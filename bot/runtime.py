@@ -49,6 +49,8 @@ class Runtime:
     settings: BotSettings
     service: PointsService
     conversations: Conversations
+    # Put before every message `say` sends (the sandbox's "🧪 SANDBOX"); empty: nothing.
+    mark: str = ""
 
     def is_staff(self, user_id: int) -> bool:
         return user_id in self.settings.staff_ids
@@ -125,7 +127,10 @@ async def say(update: Update, context: Context, text: str, markup: Any = None
     chat = update.effective_chat
     if chat is None:
         return None
-    retries = runtime(context).settings.telegram_send_retries
+    rt = runtime(context)
+    retries = rt.settings.telegram_send_retries
+    if rt.mark:
+        text = f"{rt.mark}\n{text}"
     for attempt in range(retries + 1):
         try:
             return await context.bot.send_message(chat_id=chat.id, text=text,
