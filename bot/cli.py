@@ -196,7 +196,10 @@ def goodwill(identifier: str, points: str,
 
 
 @app.command("run")
-def run_bot() -> None:
+def run_bot(sandbox: Annotated[bool, typer.Option(
+        "--sandbox", help="a test bot on SANDBOX_DATABASE_URL (never DATABASE_URL) with the "
+                          "demo members, codes in the chat, /as and /reset for staff")] = False,
+            ) -> None:
     """Start the Telegram bot: long polling, or a webhook server when WEBHOOK_URL is set."""
     # Imported here so the engine's commands start without loading python-telegram-bot.
     from telegram.error import InvalidToken, TelegramError
@@ -206,11 +209,14 @@ def run_bot() -> None:
 
     logging.getLogger("bot").setLevel(logging.INFO)
     with answers():
-        settings = load_bot_settings()
-        # The hook for a later `--sandbox` flag: build the same application with
-        # `request=bot.standin.StandInRequest()` and drive it from the terminal instead of
-        # calling `serve` (no token, no network).
-        application = build_application(settings)
+        if sandbox:
+            from bot.sandbox import build_sandbox_application, load_sandbox_settings
+
+            settings = load_sandbox_settings()
+            application = build_sandbox_application(settings)
+        else:
+            settings = load_bot_settings()
+            application = build_application(settings)
     try:
         serve(application, settings)
     except InvalidToken:
@@ -220,6 +226,24 @@ def run_bot() -> None:
         typer.echo(f"cannot talk to the Bot API at {settings.telegram_base_url}: {error}",
                    err=True)
         raise typer.Exit(1) from None
+
+
+@app.command()
+def sandbox(
+    keep: Annotated[bool, typer.Option(
+        "--keep", help="reuse the sandbox database of the last run instead of a fresh one")
+    ] = False,
+    data_dir: Annotated[Path, typer.Option(
+        "--data-dir", help="where the sandbox keeps its database and log")
+    ] = Path("sandbox-data"),
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log more")] = False,
+) -> None:
+    """Try the bot in this terminal: the real bot with demo members, no token, no network."""
+    from bot.terminal import run_terminal
+
+    with answers():
+        status = run_terminal(data_dir, keep=keep, verbose=verbose)
+    raise typer.Exit(status)
 
 
 @app.command()
