@@ -10,6 +10,8 @@ here runs unless one of those two asked for it. `build_sandbox_application` call
   the staff member's own Telegram account to that member without a contact
   (`core.conversation.Conversations.link`), leaves any pending step, and welcomes them as
   that member.
+- `/forget`: staff only. Unlinks their account, so that /start asks for the phone number
+  as it asks a new member.
 - `/reset`: staff only. Empties the sandbox database and seeds the demo members again
   (`bot.demo.reset`); whoever the staff member was playing, they play again.
 - `/demo`: the demo members, what each one shows, and the sandbox rules.
@@ -149,7 +151,8 @@ def install(application: AnyApplication, *, mark: str = SANDBOX_MARK) -> None:
     rt: Runtime = application.bot_data["runtime"]
     application.bot_data["runtime"] = dataclasses.replace(rt, mark=mark)
     new_message = filters.UpdateType.MESSAGE
-    for name, callback in (("as", act_as), ("reset", reset), ("demo", show_demo)):
+    commands = (("as", act_as), ("forget", forget), ("reset", reset), ("demo", show_demo))
+    for name, callback in commands:
         application.add_handler(CommandHandler(name, callback, filters=new_message),
                                 group=SANDBOX_GROUP)
 
@@ -189,6 +192,23 @@ async def _act_as(update: Update, context: Context, staff: str) -> None:
     await say(update, context, f"You are now {member.name or 'member ' + str(member.id)} "
                                f"({member.mobile or identifier}){story}.\n\n"
                                + replies.welcome(member), replies.menu())
+
+
+async def forget(update: Update, context: Context) -> None:
+    """/forget: staff are a Telegram user who has not shared a number yet (to try /start
+    and sharing the contact as a new member would)."""
+    await handlers.claim_update(update, context)
+    staff = await authorised(update, context, "forget")
+    if staff is not None:
+        rt = runtime(context)
+        await core(rt.conversations.unlink, user_key(update))
+        await core(rt.conversations.save, user_key(update), State())
+        await core(rt.service.record_staff_action, staff, "sandbox-forget", "", True,
+                   "unlinked")
+        await say(update, context, "This Telegram account is linked to no member now, like a "
+                                   "new member's: /start to share a phone number.",
+                  replies.no_keyboard())
+    raise ApplicationHandlerStop
 
 
 async def reset(update: Update, context: Context) -> None:
