@@ -11,7 +11,8 @@ shows what the bot sent back.
 - Its own SQLite database, `sandbox-data/terminal.db` (fresh on every start; `--keep`
   reuses it), seeded with the demo members of `bot.demo` through the engine.
 - The staff user is one Telegram user, in STAFF_TELEGRAM_IDS, who plays a demo member:
-  picked at the start, switched with `/as MOBILE` or `/as N` (the bot's sandbox command).
+  picked at the start, switched with `/as MOBILE` or `/as N` (the bot's sandbox command;
+  `/forget` unlinks, to try a first visit with /start and the contact button).
   Validation codes arrive in the chat (the `chat` channel). `/reset` reseeds (the bot's
   sandbox command too); `/demo` lists the members.
 - The bot's buttons are shown as numbered choices: typing the number presses the button
@@ -43,6 +44,7 @@ import threading
 import time
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any, TypeVar
@@ -257,13 +259,13 @@ class SandboxTerminal:
         self.show(self.deliver(self.user.sends_callback(message, button.callback_data)))
 
     def refresh_member(self) -> None:
-        """Who the staff user plays now, as the engine has it."""
+        """Who the staff user plays now: the member their account is linked to, as the
+        engine has it; unlinked (/forget), the member they played last."""
         member_id = self.conversations.member_id(str(TERMINAL_USER_ID))
-        try:
-            self.member = (self.service.member_by_id(member_id) if member_id is not None
-                           else None)
-        except PointsError:
-            self.member = None
+        if member_id is None:
+            return
+        with contextlib.suppress(PointsError):
+            self.member = self.service.member_by_id(member_id)
 
     # -- showing
 
@@ -341,8 +343,9 @@ class SandboxTerminal:
             "The bot's buttons show as " + s("[1]", "cyan", "bold") + " "
             + s("[2]", "cyan", "bold") + "…: type the number to press one ('5 sends the "
             "text 5). Validation codes arrive in the chat.")
-        say("Sandbox: /as MOBILE or /as N plays another member · /reset starts again · "
-            "/demo lists the members · /contact [NUMBER] shares a contact · /quit leaves.")
+        say("Sandbox: /as MOBILE or /as N plays another member · /forget then /start tries a "
+            "first visit · /reset starts again · /demo lists the members · /contact [NUMBER] "
+            "shares a contact · /quit leaves.")
         say()
 
     def prompt(self) -> str:
@@ -501,6 +504,9 @@ def run_terminal(data_dir: Path, *, keep: bool = False, verbose: bool = False) -
             **sandbox_overrides(f"sqlite:///{database.resolve()}"))
         service = PointsService(settings, senders=make_senders(settings))
         fresh = demo.seed_if_empty(service)
+        # A kept database remembers the updates of the last session; this session's
+        # stand-in numbers its updates from the start again.
+        Conversations(service).forget_updates(timedelta(0))
         readline_on = False
         if sys.stdin.isatty():
             with contextlib.suppress(ImportError):
