@@ -1,0 +1,187 @@
+"""`loyalty-bot sandbox` driven through a pseudo-terminal, as a staff user would use it: the
+real bot, demo members, buttons as numbered choices, codes in the chat."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pexpect
+from sandbox_support import PROMPT, clean_environment, spawn_sandbox
+
+
+def until_prompt(child: pexpect.spawn) -> str:
+    """Everything the sandbox printed up to its next prompt."""
+    child.expect(PROMPT)
+    return str(child.before)
+
+
+def test_a_staff_user_redeems_with_the_code_from_the_chat_then_breaks_a_rule(
+        tmp_path: Path) -> None:
+    child = spawn_sandbox(tmp_path, NO_COLOR="1")
+    child.expect("Demo members")
+    child.expect("Pick a demo member to be")
+    banner = str(child.before)
+    assert "Asha Rao" in banner and "+919800000001" in banner and "3,000 pts" in banner
+    assert "redeem 500 → 800" in banner
+
+    child.sendline("1")  # pick Asha
+    screen = until_prompt(child)
+    assert "You are now Asha Rao (+919800000001)" in screen
+    assert child.after == PROMPT and "Asha Rao" in screen.splitlines()[-1] + child.after
+
+    child.sendline(number_of(screen, "Balance"))  # the keyboard's Balance button
+    screen = until_prompt(child)
+    assert "Current points: 3,000 (worth 3000.00)" in screen
+
+    child.sendline(number_of(screen, "Redeem"))
+    screen = until_prompt(child)
+    assert "How many do you want to redeem?" in screen
+    child.sendline("500")
+    screen = until_prompt(child)
+    assert "Redeem 500 points worth 500.00?" in screen
+
+    child.sendline(number_of(screen, "Confirm"))
+    screen = until_prompt(child)
+    assert "SANDBOX CODE" in screen
+    code = re.search(r"Your validation code is (\d{6})", screen)
+    assert code, screen
+    assert "Validation Code Issued by chat: sent to chat." in screen
+
+    child.sendline(code.group(1))
+    screen = until_prompt(child)
+    assert "800 Points redeemed successfully" in screen
+    assert "Points redeemed: 500 (worth 500.00)" in screen
+    assert "New balance: 2,500 points" in screen
+
+    child.sendline("/balance")
+    assert "Current points: 2,500" in until_prompt(child)
+
+    child.sendline("/redeem 6000")
+    screen = until_prompt(child)
+    assert "819 Points you are trying to redeem are more than the maximum" in screen
+    child.sendline("4000")  # still at the amount step: another amount
+    screen = until_prompt(child)
+    assert "803 Unable to redeem. The points you are trying to redeem is more than the " \
+           "available points" in screen
+
+    child.sendline("/quit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert "Traceback" not in str(child.before)
+
+
+def number_of(screen: str, label: str) -> str:
+    """The number shown before the button `label` on this screen (the last one shown)."""
+    found = re.findall(rf"\[(\d+)\] (?:📱 )?{re.escape(label)}", screen)
+    assert found, f"no [N] {label} on screen:\n{screen}"
+    return str(found[-1])
+
+
+def test_other_members_the_contact_button_as_reset_and_ctrl_c(tmp_path: Path) -> None:
+    child = spawn_sandbox(tmp_path, NO_COLOR="1")
+    child.expect("Pick a demo member to be")
+    child.sendline("6")  # Kabir, campaign-only
+    screen = until_prompt(child)
+    assert "You are now Kabir Singh" in screen
+    child.sendline("/contact")  # his own contact, as the request_contact button shares it
+    screen = until_prompt(child)
+    assert "shared my contact +919800000006" in screen
+    assert "686 User is from campaign" in screen
+
+    child.sendline("/as +919800000008")  # Vikram, marked as fraud
+    assert "You are now Vikram Das" in until_prompt(child)
+    child.sendline("/redeem 500")
+    assert "809 Unable to process. Customer is marked as fraud" in until_prompt(child)
+
+    child.sendline("/contact +919811111111")  # a number not in the program
+    assert "816 Unable to find customer" in until_prompt(child)
+
+    child.sendline("/as 1")
+    until_prompt(child)
+    child.sendline("/redeem 500")
+    child.sendline(number_of(until_prompt(child), "Confirm"))
+    child.sendline("000000")  # wrong (or, once in a million, right: then 800)
+    screen = until_prompt(child) + until_prompt(child)
+    assert re.search(r"808 Unable to redeem. Validation code is invalid|800 Points", screen)
+    child.sendline("/reset")
+    screen = until_prompt(child)
+    assert "The sandbox was reset" in screen and "You are Asha Rao again." in screen
+    child.sendline("/balance")
+    assert "Current points: 3,000" in until_prompt(child)
+
+    child.sendcontrol("c")
+    child.expect("Bye!")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert "Traceback" not in str(child.before)
+
+
+def test_a_first_visit_shares_the_contact_with_one_keystroke(tmp_path: Path) -> None:
+    child = spawn_sandbox(tmp_path, NO_COLOR="1")
+    child.expect("Pick a demo member to be")
+    child.sendline("2")  # Ravi
+    until_prompt(child)
+    child.sendline("/forget")  # this account is a new, unverified Telegram user now
+    assert "linked to no member now" in until_prompt(child)
+    child.sendline("/balance")
+    screen = until_prompt(child)
+    assert "First share your phone number" in screen
+    share = number_of(screen, "Share my phone number")
+    assert "(Ravi Kumar, +919800000002)" in screen
+    child.sendline(share)
+    screen = until_prompt(child)
+    assert "shared my contact +919800000002 (Ravi Kumar)" in screen
+    assert "Welcome, Ravi Kumar! You have 1,500 points." in screen
+    child.sendline("/redeem 500")
+    assert "806 Insufficient lifetime purchases amount." in until_prompt(child)
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_colours_on_a_terminal_and_none_with_no_color(tmp_path: Path) -> None:
+    for name, env, coloured in (("a", {}, True), ("b", {"NO_COLOR": "1"}, False)):
+        (tmp_path / name).mkdir()
+        child = spawn_sandbox(tmp_path / name, **env)
+        child.expect("Pick a demo member to be")
+        assert ("\x1b[" in str(child.before)) is coloured
+        child.sendline("/quit")
+        child.expect(pexpect.EOF)
+        child.close()
+        assert child.exitstatus == 0
+
+
+def test_piped_input_works_without_a_terminal_and_without_colours(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "bot.cli", "sandbox"], cwd=tmp_path,
+                          input="3\n/redeem 100\n", capture_output=True, text=True,
+                          env=clean_environment(), timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "\x1b[" not in done.stdout
+    assert "You are now Priya Shah" in done.stdout
+    assert "804 Insufficient current points." in done.stdout
+    assert "Bye!" in done.stdout
+    assert done.stderr == ""
+
+
+def test_keep_reuses_the_database_and_a_fresh_start_does_not(tmp_path: Path) -> None:
+    def session(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "bot.cli", "sandbox", *args],
+                              cwd=tmp_path, input="1\n/goodwill 9800000001 500 testing\n",
+                              capture_output=True, text=True, env=clean_environment(),
+                              timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "current points now 3,500" in session()
+    kept = session("--keep")
+    assert "kept from last time" in kept
+    assert "current points now 4,000" in kept  # the 500 given before were kept
+    assert "current points now 3,500" in session()  # fresh again
+    assert (tmp_path / "sandbox-data" / "terminal.db").exists()
+    assert (tmp_path / "sandbox-data" / "sandbox.log").exists()
