@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pexpect
@@ -42,11 +41,11 @@ def spawn_sandbox(cwd: Path, *args: str, timeout: float = 30, **env: str) -> pex
     return child
 
 
-@pytest.fixture
-def hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
-    """No loyalty-bot setting from the environment or a `.env`; the test's own directory."""
+def isolate(monkeypatch: pytest.MonkeyPatch, directory: Path) -> Path:
+    """No loyalty-bot setting from the environment or a `.env` (the test runs in
+    `directory`, which has none); answers `directory`."""
     for name in SandboxSettings.model_fields:
         monkeypatch.delenv(name.upper(), raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
-    monkeypatch.chdir(tmp_path)
-    yield tmp_path
+    monkeypatch.chdir(directory)
+    return directory
