@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import member_csv
+from points_harness import member_csv
 from typer.testing import CliRunner, Result
 
 from bot.cli import app

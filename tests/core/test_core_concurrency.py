@@ -15,7 +15,7 @@ import os
 from typing import Any
 
 import pytest
-from conftest import Env
+from points_harness import Env
 
 PROCESSES = 24
 POINTS_EACH = 150

@@ -16,7 +16,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from conftest import Clock, member_csv, sqlite_file_url
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -27,6 +26,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from points_harness import Clock, member_csv, sqlite_file_url
 
 from core.delivery import RecordingSender
 from core.service import PointsService

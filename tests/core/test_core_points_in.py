@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from conftest import Env, member_csv
+from points_harness import Env, member_csv
 from sqlalchemy import text
 from sqlmodel import Session
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from conftest import Env
+from points_harness import Env
 
 from core.models import Source
 from core.service import PointsService, RedemptionResult

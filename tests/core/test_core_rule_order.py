@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from conftest import Env
+from points_harness import Env
 
 from core.service import PointsService
 from core.status import PointsError

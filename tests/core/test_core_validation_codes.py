@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Env
+from points_harness import Env
 from sqlalchemy import MetaData, select, text
 from sqlmodel import SQLModel
 from sqlmodel import select as sm_select
