@@ -335,17 +335,20 @@ class PointsService:
         amount = rules.parse_points(points)
         ident = self.identify(identifier)
         now = self.clock()
+        # A blank code is no code (as on redeem): it must not count as a wrong attempt.
+        code = (validation_code or "").strip() or None
 
         def unit(session: Session) -> Redeemable:
             member = ledger.find_member(session, ident)
             validate = None
-            if validation_code is not None:
+            if code is not None:
                 def validate() -> None:
-                    codes.verify(session, self.settings, member, amount, validation_code, now)
+                    assert code is not None
+                    codes.verify(session, self.settings, member, amount, code, now)
             rules.check(self.settings, member, amount, rules.Stage.CHECK, validate)
             return Redeemable(amount, self.settings.points_value(amount))
         # A wrong code counts as an attempt, so a check with a code writes.
-        return self.db.run(unit, write=validation_code is not None)
+        return self.db.run(unit, write=code is not None)
 
     def issue_validation_code(self, identifier: str, points: object,
                               reply_to: str | None = None) -> CodeIssued:
