@@ -317,3 +317,16 @@ def test_code_never_stored_in_plain_text(env: Env, tmp_path: Path) -> None:
         for file in files:
             data = file.read_bytes()
             assert all(code.encode() not in data for code in codes), file.name
+
+
+def test_blank_code_is_no_code_and_costs_no_attempt(env: Env) -> None:
+    service = env.service(otp_max_attempts=2)
+    who = env.add_member(service, points=900).mobile
+    assert who is not None
+    service.issue_validation_code(who, 200)
+    code = env.sender.last_code()
+    for blank in ("", "   ", "", "\t"):
+        assert service.is_redeemable(who, 200, blank).points == 200
+    assert refused(lambda: redeem(service, who, 200, "  ", "BLANK")).code == 824
+    assert code_rows(service)[0].attempts == 0
+    assert redeem(service, who, 200, f" {code} ", "BLANK-OK") == 700
