@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from points_harness import member_csv
 from typer.testing import CliRunner, Result
@@ -17,7 +18,7 @@ from typer.testing import CliRunner, Result
 from bot.cli import app
 from core.status import CATALOGUE, message
 
-ROWS = [
+ROWS: list[dict[str, Any]] = [
     {"mobile": "9876543210", "name": "Asha", "type": "loyalty", "current_points": 1000,
      "lifetime_points": 1000, "lifetime_purchases": "500"},
     {"email": "ravi@example.com", "name": "Ravi", "type": "non_loyalty"},

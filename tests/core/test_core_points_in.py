@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from points_harness import Env, member_csv
@@ -142,7 +143,7 @@ def test_goodwill_needs_reason_staff_and_valid_points(env: Env) -> None:
 # ---------------------------------------------------------------- data import
 
 
-GOOD_ROWS = [
+GOOD_ROWS: list[dict[str, Any]] = [
     {"mobile": "9876543210", "name": "Asha", "type": "loyalty", "fraud_status": "NONE",
      "current_points": 500, "lifetime_points": 800, "lifetime_purchases": "1200.50"},
     {"email": "Ravi@Example.com", "external_id": "CRM-2", "name": "Ravi", "type": "campaign",
@@ -232,7 +233,7 @@ def test_file_with_bad_rows_changes_nothing_and_lists_every_bad_row(env: Env) ->
     service = env.service()
     service.import_csv(member_csv(GOOD_ROWS))
     before = snapshot(service)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"mobile": "9123456780", "name": "fine", "current_points": 5, "lifetime_points": 5},
         {"mobile": "12345", "name": "bad mobile"},                                    # 3
         {"name": "no identifier", "current_points": 1, "lifetime_points": 1},         # 4

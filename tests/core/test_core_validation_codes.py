@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from points_harness import Env
 from sqlalchemy import MetaData, select, text
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col
 from sqlmodel import select as sm_select
 
-from core.delivery import CodeMessage, DeliveryFailed, RecordingSender
+from core.delivery import CodeMessage, CodeSender, DeliveryFailed, RecordingSender
 from core.models import CodeState, ValidationCode
 from core.service import PointsService
 from core.status import PointsError
@@ -36,7 +36,7 @@ def refused(action: Any) -> PointsError:
 
 def code_rows(service: PointsService) -> list[ValidationCode]:
     return service.db.run(lambda s: list(s.exec(sm_select(ValidationCode)
-                                                .order_by(ValidationCode.id)).all()),
+                                                .order_by(col(ValidationCode.id))).all()),
                           write=False)
 
 
@@ -240,8 +240,8 @@ class Exploding:
 
 
 def test_every_sender_failing_leaves_no_code_pending(env: Env) -> None:
-    failing = [RecordingSender("sms", fail=True), Exploding(), RecordingSender("email",
-                                                                              fail=True)]
+    failing: list[CodeSender] = [RecordingSender("sms", fail=True), Exploding(),
+                                 RecordingSender("email", fail=True)]
     service = env.service(senders=failing)
     who = env.add_member(service, points=900).mobile
     assert who is not None
