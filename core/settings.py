@@ -124,7 +124,8 @@ class Settings(BaseSettings):
         first = -(-low // step) * step
         high = self.redemption_max_points if up_to is None else min(up_to,
                                                                     self.redemption_max_points)
-        return list(range(first, high + 1, step))[:limit] if step >= 1 else []
+        # Slice the range, not a list of it: the maximum may be a billion points.
+        return list(range(first, high + 1, step)[:limit]) if step >= 1 else []
 
     def points_value(self, points: int) -> Decimal:
         """The currency value of `points` at POINTS_CURRENCY_RATIO, to two decimals."""
