@@ -156,6 +156,7 @@ class SandboxTerminal:
         self.started = True
 
     async def _start(self) -> None:
+        """What `Application.run_polling` does when it starts, in its order."""
         app = self.application
         await app.initialize()
         if app.post_init is not None:
@@ -167,11 +168,14 @@ class SandboxTerminal:
         await app.start()
 
     async def _stop(self) -> None:
+        """What `Application.run_polling` does when it stops, in its order."""
         app = self.application
         if app.updater is not None and app.updater.running:
             await app.updater.stop()
         if app.running:
             await app.stop()
+            if app.post_stop is not None:
+                await app.post_stop(app)
         await app.shutdown()
         if app.post_shutdown is not None:
             await app.post_shutdown(app)
