@@ -141,6 +141,10 @@ def build_sandbox_application(settings: BotSettings, service: PointsService | No
     engine: PointsService = application.bot_data["runtime"].service
     if demo.seed_if_empty(engine):
         log.info("sandbox database seeded with %d demo members", len(demo.DEMO_MEMBERS))
+    log.info("SANDBOX MODE: database %s, codes sent in the chat, /as /forget /reset for "
+             "staff", _safe(settings.database_url))
+    if not settings.staff_ids:
+        log.warning("STAFF_TELEGRAM_IDS is empty: nobody can use /as, /forget or /reset")
     install(application, mark=mark)
     return application
 
