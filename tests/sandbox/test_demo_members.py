@@ -4,13 +4,14 @@ Seeding goes through the engine, keeps the ledger whole, and /reset gives the sa
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sandbox_support import isolate
+from sandbox_support import POSTGRES_ENV, isolate, postgres_database
 from telegram import Update
 
 from bot import demo
@@ -27,11 +28,27 @@ CLAIMS = [pytest.param(member, claim, id=f"{member.name}-{claim.code}-{claim.act
 ASHA = demo.DEMO_MEMBERS[0]
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The sandbox database: a SQLite file, or a database of its own on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'sandbox.db'}"
+        return
+    base = os.environ.get(POSTGRES_ENV)
+    if not base:
+        pytest.skip(f"{POSTGRES_ENV} is not set")
+    url, drop = postgres_database(base)
+    try:
+        yield url
+    finally:
+        drop()
+
+
 @pytest.fixture
-def settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> BotSettings:
+def settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str
+             ) -> BotSettings:
     isolate(monkeypatch, tmp_path)
-    return load_bot_settings(require_token=False,
-                             **sandbox_overrides(f"sqlite:///{tmp_path / 'sandbox.db'}"))
+    return load_bot_settings(require_token=False, **sandbox_overrides(database_url))
 
 
 @pytest.fixture
