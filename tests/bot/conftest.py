@@ -9,7 +9,6 @@ needed here is duplicated in small.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -57,22 +56,3 @@ async def world(database_url: str, clock: Clock) -> AsyncIterator[World]:
     finally:
         await environment.close()
 
-
-def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> None:
-    """Hand the module name `conftest` back to tests/conftest.py.
-
-    Without packages in tests/, pytest imports every conftest.py as the module `conftest`,
-    the last one loaded taking the name; the core tests import helpers with `from conftest
-    import ...`, which would then find this file. pytest calls this hook for the files of
-    tests/bot only, after loading this conftest and before it collects tests/core, so
-    pointing `sys.modules["conftest"]` back at the very module pytest loaded from
-    tests/conftest.py keeps their imports working whatever order the suites run in.
-    """
-    root = Path(__file__).resolve().parent.parent / "conftest.py"
-    current = sys.modules.get("conftest")
-    if current is not None and Path(getattr(current, "__file__", "")).resolve() == root:
-        return
-    for plugin in parent.config.pluginmanager.get_plugins():
-        if Path(getattr(plugin, "__file__", None) or "/").resolve() == root:
-            sys.modules["conftest"] = plugin
-            return
