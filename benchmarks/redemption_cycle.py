@@ -227,7 +227,7 @@ def run(quick: bool) -> Section:
     phases = [p / cycles for p in phase_times]
     names = ("is_redeemable", "issue_validation_code", "redeem")
     details = [f"Row 2 profile: where a redemption cycle's {ms(per_cycle)} go "
-               f"(the baseline's two durable commits take {ms(floor)})",
+               f"(the baseline's two durable transactions take {ms(floor)})",
                "  by phase (timed run): " + ", ".join(
                    f"{name} {ms(p)} ({p / per_cycle:.0%})"
                    for name, p in zip(names, phases, strict=True))]
