@@ -60,14 +60,9 @@ async def claim_update(update: Update, context: Context) -> None:
 async def linked_member(update: Update, context: Context) -> MemberView | None:
     """The member this Telegram user was verified as; if none, ask them to share their
     number and answer None."""
-    rt = runtime(context)
-    member_id = await core(rt.conversations.member_id, user_key(update))
-    if member_id is not None:
-        try:
-            return await core(rt.service.member_by_id, member_id)
-        except PointsError as error:
-            if error.code != 816:
-                raise
+    member = await core(runtime(context).conversations.member, user_key(update))
+    if member is not None:
+        return member
     await say(update, context, replies.NOT_LINKED, replies.contact_request())
     return None
 
@@ -125,7 +120,7 @@ async def balance(update: Update, context: Context) -> None:
     member = await linked_member(update, context)
     if member is None:
         return
-    result = await core(runtime(context).service.balance_of, member.id)
+    result = runtime(context).service.balance_for(member)
     await say(update, context, replies.balance(result), replies.menu())
 
 
@@ -164,7 +159,7 @@ async def ask_points(update: Update, context: Context) -> None:
     member = await linked_member(update, context)
     if member is None:
         return
-    result = await core(runtime(context).service.balance_of, member.id)
+    result = runtime(context).service.balance_for(member)
     await set_step(context, update, State(AMOUNT))
     await say(update, context, replies.ask_points(result), replies.amounts(result.suggestions))
 
@@ -179,7 +174,7 @@ async def choose_points(update: Update, context: Context, points: str) -> None:
     try:
         checked = await core(service.is_redeemable, identifier(member), points)
     except PointsError as error:
-        result = await core(service.balance_of, member.id)
+        result = service.balance_for(member)
         await set_step(context, update, State(AMOUNT))
         await say(update, context, replies.try_another(error),
                   replies.amounts(result.suggestions))

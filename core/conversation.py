@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import delete
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 from core import ledger
 from core.identifiers import Identifier, Kind, normalise_mobile
@@ -68,6 +68,15 @@ class Conversations:
         def unit(session: Session) -> int | None:
             link = session.get(ChatLink, channel_user)
             return link.member_id if link else None
+        return self.db.run(unit, write=False)
+
+    def member(self, channel_user: str) -> MemberView | None:
+        """The member this chat user was verified as, read with the link in one go."""
+        def unit(session: Session) -> MemberView | None:
+            found = session.exec(select(Member).join(
+                ChatLink, col(ChatLink.member_id) == col(Member.id)).where(
+                ChatLink.channel_user == channel_user)).first()
+            return view(found) if found is not None else None
         return self.db.run(unit, write=False)
 
     def link(self, channel_user: str, member_id: int) -> None:

@@ -145,7 +145,9 @@ class ValidationCode(SQLModel, table=True):
     server's secret key."""
 
     __tablename__ = "validation_code"
-    __table_args__ = (Index("ix_validation_code_member_state", "member_id", "state"),)
+    # The member's newest code, and the codes sent lately: neither reads the whole history.
+    __table_args__ = (Index("ix_validation_code_member_id", "member_id", "id"),
+                      Index("ix_validation_code_member_issued", "member_id", "issued_at"))
 
     id: int | None = Field(default=None, primary_key=True)
     member_id: int = Field(foreign_key="member.id")

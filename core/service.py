@@ -273,12 +273,13 @@ class PointsService:
     def balance(self, identifier: str) -> Balance:
         ident = self.identify(identifier)
         member = self.db.run(lambda s: view(ledger.find_member(s, ident)), write=False)
-        return self._balance(member)
+        return self.balance_for(member)
 
     def balance_of(self, member_id: int) -> Balance:
-        return self._balance(self.member_by_id(member_id))
+        return self.balance_for(self.member_by_id(member_id))
 
-    def _balance(self, member: MemberView) -> Balance:
+    def balance_for(self, member: MemberView) -> Balance:
+        """The balance of a member just read (no second read of the database)."""
         suggestions = tuple(self.settings.redeemable_amounts(4, up_to=member.current_points))
         return Balance(member, member.current_points, member.lifetime_points,
                        member.lifetime_purchases,

@@ -287,10 +287,10 @@ async def test_an_unexpected_error_gets_a_short_help_and_no_traceback(
     await chat.link()
     service = world.services[-1]
 
-    def broken(member_id: int) -> None:
+    def broken(member: object) -> None:
         raise RuntimeError("the disk caught fire at /var/lib/secret/path")
 
-    monkeypatch.setattr(service, "balance_of", broken)
+    monkeypatch.setattr(service, "balance_for", broken)
     replies = await chat.say("/balance")
     assert replies[-1].text.startswith("Sorry, something went wrong on my side.")
     assert "fire" not in replies[-1].text and "Traceback" not in replies[-1].text

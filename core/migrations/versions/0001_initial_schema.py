@@ -144,7 +144,8 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('validation_code', schema=None) as batch_op:
-        batch_op.create_index('ix_validation_code_member_state', ['member_id', 'state'], unique=False)
+        batch_op.create_index('ix_validation_code_member_id', ['member_id', 'id'], unique=False)
+        batch_op.create_index('ix_validation_code_member_issued', ['member_id', 'issued_at'], unique=False)
 
     op.create_table('reversal',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
@@ -174,7 +175,8 @@ def downgrade() -> None:
 
     op.drop_table('reversal')
     with op.batch_alter_table('validation_code', schema=None) as batch_op:
-        batch_op.drop_index('ix_validation_code_member_state')
+        batch_op.drop_index('ix_validation_code_member_issued')
+        batch_op.drop_index('ix_validation_code_member_id')
 
     op.drop_table('validation_code')
     with op.batch_alter_table('redemption', schema=None) as batch_op:
