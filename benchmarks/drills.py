@@ -1,0 +1,983 @@
+"""The reliability drills: load, crash and hostile input against the real engine and the
+real bot, each answering how much it tried and every broken invariant it found.
+
+Shared by the tests in tests/reliability/ and by `benchmarks/reliability.py` (the table of
+figures), so that both run exactly the same drills:
+
+- `concurrent_redemptions(url, processes)`: many processes redeem from one member at once.
+- `bot_load(url, members, workers)`: worker processes, each with its own `Application` and
+  stand-in Bot API, take members through contact, /redeem, Confirm and the code, all at once.
+- `crash_drill(url, kills)`: a process redeeming, importing, earning and issuing codes in a
+  loop is killed with SIGKILL at random moments and restarted; the books are audited after
+  every kill.
+- `BotRig` and the `hostile_*` strategies: hostile updates into the real `Application`
+  (`BotRig.check` says what went wrong with one of them); `import_check` does the same for
+  Data Import files; `fuzz_drill(url, examples)` runs them all under Hypothesis.
+
+`violations(service)` is what "the books balance" means here: `PointsService.audit()` (every
+ledger invariant of the engine) plus the check that each Data Import batch has exactly one
+ledger entry per row (every row a drill imports carries points), so a half-applied import
+shows. Settings never come from a `.env` file: each drill passes the rules it needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import io
+import itertools
+import logging
+import multiprocessing
+import os
+import random
+import re
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+from sqlmodel import Session, col, select
+
+from core.conversation import Conversations
+from core.models import ChatLink, ChatState, ImportBatch, LedgerEntry, Member, Redemption, Source
+from core.service import IMPORT_COLUMNS, ImportRejected, PointsService
+from core.settings import Settings, load_settings
+from core.status import CATALOGUE, InputError, PointsError
+
+POSTGRES_ENV = "LOYALTY_TEST_POSTGRES_URL"
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+SECRET_KEY = "drill-secret-key-not-for-production"
+BOT_TOKEN = "7000000001:DRILL-token-never-logged"
+INSUFFICIENT = frozenset({818, 813})
+# Every rule the drills depend on, so that nothing leaks in from the environment.
+RULES: dict[str, Any] = {
+    "redemption_enabled": True, "validation_code_required": True,
+    "fraud_statuses_blocking": "MARKED,CONFIRMED,RECONFIRMED", "redemption_min_points": 1,
+    "redemption_min_current_points": 0, "redemption_min_lifetime_points": 0,
+    "redemption_min_lifetime_purchases": "0", "redemption_multiple_of": 1,
+    "redemption_max_points": 100_000, "otp_length": 6, "otp_ttl_seconds": 600,
+    "otp_max_attempts": 5, "otp_max_sends": 5, "otp_period_seconds": 3600,
+    "otp_period_max_sends": 10, "db_retry_attempts": 5, "default_phone_region": "IN",
+    "points_currency_ratio": "1", "earn_rate": "1",
+}
+PRELOAD = ["core.service", "core.settings", "core.status", "benchmarks.drills"]
+
+
+# ---------------------------------------------------------------- databases and settings
+
+
+def postgres_base_url() -> str:
+    return os.environ.get(POSTGRES_ENV) or DEFAULT_POSTGRES_URL
+
+
+def unreachable(url: str) -> str | None:
+    """Why the PostgreSQL server at `url` cannot be used, or None when it answers."""
+    try:
+        engine = create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": 3})
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as error:
+        return f"{type(error).__name__}: {str(error).splitlines()[0][:120]}"
+    return None
+
+
+@contextlib.contextmanager
+def postgres_database(base_url: str) -> Iterator[str]:
+    """A fresh database on the server of `base_url`, dropped afterwards whatever happens."""
+    base = make_url(base_url)
+    name = f"drill_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def engine_settings(url: str, **overrides: Any) -> Settings:
+    return load_settings(_env_file=None, database_url=url, secret_key=SECRET_KEY,
+                         **{**RULES, **overrides})
+
+
+def bot_settings(url: str, **overrides: Any) -> Any:
+    from bot.settings import load_bot_settings
+
+    values: dict[str, Any] = {"telegram_bot_token": BOT_TOKEN, "otp_channel": "chat",
+                              "staff_telegram_ids": str(STAFF_ID), "telegram_send_retries": 2,
+                              "telegram_max_retries": 1}
+    return load_bot_settings(_env_file=None, database_url=url, secret_key=SECRET_KEY,
+                             **{**RULES, **values, **overrides})
+
+
+def drill_mobile(n: int) -> str:
+    """A valid Indian mobile number, distinct for each `n` below 10**7."""
+    return f"+91986{n:07d}"
+
+
+def members_csv(rows: list[dict[str, Any]]) -> bytes:
+    """A Data Import file; each row's missing fields are empty, points default to both."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(IMPORT_COLUMNS)
+    for row in rows:
+        points = row.get("points", 0)
+        values = {"type": "loyalty", "fraud_status": "NONE", "current_points": points,
+                  "lifetime_points": points, **row}
+        writer.writerow(["" if values.get(c) is None else str(values[c])
+                         for c in IMPORT_COLUMNS])
+    return out.getvalue().encode()
+
+
+# ---------------------------------------------------------------- the invariants
+
+
+def _import_problems(session: Session) -> list[str]:
+    batches = {b.id: b.rows for b in session.exec(select(ImportBatch)).all()}
+    entries: Counter[int] = Counter()
+    problems: list[str] = []
+    for reference in session.exec(select(LedgerEntry.reference).where(
+            LedgerEntry.source == Source.IMPORT)).all():
+        parts = reference.split(":")
+        if len(parts) != 3 or not parts[1].isdecimal():
+            problems.append(f"import ledger entry with a malformed reference {reference!r}")
+            continue
+        entries[int(parts[1])] += 1
+    for batch_id, count in entries.items():
+        if batch_id not in batches:
+            problems.append(f"{count} import ledger entries of batch {batch_id}, which does "
+                            "not exist")
+    for batch_id, rows in batches.items():
+        if entries.get(batch_id or 0, 0) != rows:
+            problems.append(f"import batch {batch_id}: {rows} rows but "
+                            f"{entries.get(batch_id or 0, 0)} ledger entries (half applied)")
+    return problems
+
+
+def violations(service: PointsService) -> list[str]:
+    """Every broken invariant: the engine's audit, and whole import batches."""
+    return service.audit() + service.db.run(_import_problems, write=False)
+
+
+def money_snapshot(service: PointsService) -> tuple[Any, ...]:
+    """Everything that is points or money: each member's balances, the ledger, the
+    redemptions (a refused input must leave all of it as it was)."""
+    def unit(session: Session) -> tuple[Any, ...]:
+        members = tuple(
+            (m.id, m.mobile, m.email, m.external_id, m.name, m.customer_type, m.fraud_status,
+             m.current_points, m.lifetime_points, str(m.lifetime_purchases))
+            for m in session.exec(select(Member).order_by(col(Member.id))).all())
+        ledger = session.exec(select(LedgerEntry.id).order_by(col(LedgerEntry.id).desc())
+                              .limit(1)).first()
+        redemptions = len(session.exec(select(Redemption.id)).all())
+        batches = len(session.exec(select(ImportBatch.id)).all())
+        return members, ledger, redemptions, batches
+    return service.db.run(unit, write=False)
+
+
+# ---------------------------------------------------------------- outcomes
+
+
+@dataclass
+class Outcome:
+    """What one drill did on one database."""
+
+    drill: str
+    database: str
+    requests: int = 0  # requests (redemptions, updates, operations) that were served
+    crashes: int = 0  # SIGKILLs survived
+    hostile: int = 0  # hostile inputs tried
+    violations: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    detail: str = ""
+
+
+def database_name(url: str) -> str:
+    return "SQLite" if url.startswith("sqlite") else "PostgreSQL"
+
+
+def _context() -> Any:
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return context
+
+
+# ---------------------------------------------------------------- load: one member, N processes
+
+
+def _redeem_once(url: str, mobile: str, index: int, points: int, barrier: Any,
+                 results: Any) -> None:
+    """One contender: its own engine and connections, then one redemption at the signal."""
+    try:
+        service = PointsService(engine_settings(url, validation_code_required=False))
+        service.balance(mobile)  # connected and ready before the start
+    except Exception as error:
+        barrier.abort()
+        results.put((index, "error", f"{type(error).__name__}: {error}"))
+        return
+    try:
+        barrier.wait(timeout=300)
+        result = service.redeem(mobile, points, None, transaction_number=f"LOAD-{index}",
+                                external_reference=f"LOAD-{uuid.uuid4().hex}")
+        results.put((index, "ok", result.points_redeemed))
+    except PointsError as error:
+        results.put((index, "refused", error.code))
+    except Exception as error:
+        results.put((index, "error", f"{type(error).__name__}: {error}"))
+    finally:
+        service.db.dispose()
+
+
+def concurrent_redemptions(url: str, processes: int = 50, balance: int = 2000,
+                           seed: int = 5) -> Outcome:
+    """`processes` processes redeem from one member at the same moment, each an amount of
+    50 to 300 points. Holds when: the total debited never exceeds the balance and is exactly
+    what left it; every refusal is 818 (or 813); no refused amount would have fitted the
+    balance that was left (the debits were serialised, not lost); the books balance."""
+    started = time.perf_counter()
+    outcome = Outcome("concurrent redemptions, one member", database_name(url))
+    service = PointsService(engine_settings(url, validation_code_required=False))
+    try:
+        target = drill_mobile(1)
+        service.import_csv(members_csv([
+            {"mobile": target, "name": "Target", "points": balance},
+            {"mobile": drill_mobile(2), "name": "Bystander", "points": 500}]))
+        rng = random.Random(seed)
+        amounts = [rng.randint(50, 300) for _ in range(processes)]
+        context = _context()
+        barrier = context.Barrier(processes)
+        results = context.Queue()
+        workers = [context.Process(target=_redeem_once,
+                                   args=(url, target, i, amounts[i], barrier, results))
+                   for i in range(processes)]
+        for worker in workers:
+            worker.start()
+        answers = [results.get(timeout=600) for _ in workers]
+        for worker in workers:
+            worker.join(timeout=60)
+        outcome.requests = len(answers)
+        problems = outcome.violations
+        problems += [f"contender {i} failed: {what}" for i, kind, what in answers
+                     if kind == "error"]
+        problems += [f"contender {i} refused with {code}, not 818/813" for i, kind, code
+                     in answers if kind == "refused" and code not in INSUFFICIENT]
+        debited = sum(points for _, kind, points in answers if kind == "ok")
+        after = service.balance(target).current_points
+        if debited > balance:
+            problems.append(f"{debited} points debited from a balance of {balance}")
+        if balance - after != debited:
+            problems.append(f"the balance went from {balance} to {after} but the redemptions "
+                            f"add up to {debited}")
+        unserved = [amounts[i] for i, kind, _ in answers if kind == "refused"
+                    and amounts[i] <= after]
+        if unserved:
+            problems.append(f"refused {unserved} though {after} points were left")
+        redeemed = [i for i, kind, _ in answers if kind == "ok"]
+        history = [h for h in service.history(target, limit=processes + 1)
+                   if h.kind == "redemption"]
+        if len(history) != len(redeemed):
+            problems.append(f"{len(redeemed)} redemptions answered, {len(history)} recorded")
+        problems += violations(service)
+        outcome.detail = (f"{len(redeemed)} redeemed ({debited} of {balance} points), "
+                          f"{processes - len(redeemed)} refused")
+    finally:
+        service.db.dispose()
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+# ---------------------------------------------------------------- load: members through the bot
+
+STAFF_ID = 900
+BOT_USERS = 500_000  # Telegram user ids of the bot drill's members start here
+CODE_TEXT = re.compile(r"validation code is (\d+)")
+
+
+async def _send(application: Any, data: dict[str, Any]) -> None:
+    """An update the way a webhook worker takes it: through the update processor."""
+    from telegram import Update
+
+    update = Update.de_json(data, application.bot)
+    await application.update_processor.process_update(update,
+                                                      application.process_update(update))
+
+
+async def _member_flow(application: Any, stand_in: Any, user: Any, phone: str,
+                       next_id: Callable[[], int], points: int) -> str:
+    """contact -> /redeem -> Confirm -> the code (delivered twice at once) -> 800; answers
+    "" or what went wrong."""
+    def numbered(update: dict[str, Any]) -> dict[str, Any]:
+        update["update_id"] = next_id()  # unique across the workers, as Telegram's are
+        return update
+
+    def last() -> str:
+        messages = stand_in.messages(user.id)
+        return messages[-1].text if messages else ""
+
+    await _send(application, numbered(user.says("/start")))
+    if "share your phone number" not in last():
+        return f"/start: {last()!r}"
+    await _send(application, numbered(user.shares_contact(phone.lstrip("+"))))
+    if not last().startswith("Welcome"):
+        return f"contact: {last()!r}"
+    await _send(application, numbered(user.says(f"/redeem {points}")))
+    summary = stand_in.last_message(user.id)
+    if not summary.text.startswith(f"Redeem {points:,} points"):
+        return f"/redeem: {summary.text!r}"
+    await _send(application, numbered(user.presses(summary, "Confirm")))
+    codes = [m.group(1) for m in map(CODE_TEXT.search, stand_in.texts(user.id)) if m]
+    if len(codes) != 1:
+        return f"Confirm: {len(codes)} codes, last message {last()!r}"
+    entry = numbered(user.says(codes[0]))
+    await asyncio.gather(_send(application, entry), _send(application, dict(entry)))
+    answers = [t for t in stand_in.texts(user.id) if re.match(r"^\d{3} |^This redemption", t)]
+    if len(answers) != 1 or not answers[0].startswith("800 "):
+        return f"code: {answers!r}"
+    return ""
+
+
+def _bot_worker(url: str, first: int, count: int, points: int, barrier: Any,
+                results: Any) -> None:
+    """One worker process: its own engine, Application and stand-in Bot API."""
+    from bot.app import build_application
+    from bot.senders import make_senders
+    from bot.standin import StandInRequest
+
+    async def main() -> list[tuple[int, str]]:
+        settings = bot_settings(url)
+        service = PointsService(settings, senders=make_senders(settings))
+        stand_in = StandInRequest()
+        application = build_application(settings, service, request=stand_in)
+        await application.initialize()
+        ids = itertools.count(10_000_000 * (first + 1))
+        try:
+            await asyncio.to_thread(barrier.wait, 300)
+            flows = [_member_flow(application, stand_in, stand_in.user(BOT_USERS + n, f"M{n}"),
+                                  drill_mobile(1000 + n), ids.__next__, points)
+                     for n in range(first, first + count)]
+            answers = await asyncio.gather(*flows, return_exceptions=True)
+        finally:
+            await application.shutdown()
+            service.db.dispose()
+        return [(first + i, a if isinstance(a, str) else f"{type(a).__name__}: {a}")
+                for i, a in enumerate(answers)]
+
+    try:
+        results.put(("ok", asyncio.run(main())))
+    except BaseException as error:
+        barrier.abort()
+        results.put(("error", f"{type(error).__name__}: {error}"))
+
+
+def bot_load(url: str, members: int = 200, workers: int = 4, points: int = 500,
+             balance: int = 1000) -> Outcome:
+    """`members` members redeem through the bot at once, spread over `workers` worker
+    processes (each its own `Application` and stand-in) on one database. Holds when every
+    member reached 800 exactly once, each balance went down by exactly `points`, each member
+    has exactly one redemption, and the books balance."""
+    started = time.perf_counter()
+    outcome = Outcome(f"bot: {members} members, {workers} Applications", database_name(url))
+    service = PointsService(engine_settings(url))
+    try:
+        service.import_csv(members_csv([{"mobile": drill_mobile(1000 + n), "name": f"M{n}",
+                                         "points": balance} for n in range(members)]))
+        context = _context()
+        barrier = context.Barrier(workers)
+        results = context.Queue()
+        share = -(-members // workers)
+        processes = [context.Process(target=_bot_worker,
+                                     args=(url, w * share, min(share, members - w * share),
+                                           points, barrier, results))
+                     for w in range(workers) if w * share < members]
+        for process in processes:
+            process.start()
+        answers = [results.get(timeout=900) for _ in processes]
+        for process in processes:
+            process.join(timeout=60)
+        problems = outcome.violations
+        flows: list[tuple[int, str]] = []
+        for kind, value in answers:
+            if kind == "error":
+                problems.append(f"a worker failed: {value}")
+            else:
+                flows += value
+        problems += [f"member {n}: {what}" for n, what in flows if what]
+        outcome.requests = sum(1 for _, what in flows if not what) * 6  # updates per flow
+
+        def per_member(session: Session) -> list[tuple[str | None, int, int]]:
+            rows = session.exec(select(Member.mobile, Member.current_points)).all()
+            counts = Counter(session.exec(select(Redemption.member_id)).all())
+            ids = dict(session.exec(select(Member.mobile, Member.id)).all())
+            return [(m, p, counts.get(ids[m], 0)) for m, p in rows]
+        for mobile, current, redeemed in service.db.run(per_member, write=False):
+            if (current, redeemed) != (balance - points, 1):
+                problems.append(f"member {mobile}: {current} points, {redeemed} redemptions "
+                                f"(expected {balance - points} and 1)")
+        problems += violations(service)
+        outcome.detail = f"{len([f for f in flows if not f[1]])} of {members} redeemed once"
+    finally:
+        service.db.dispose()
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+# ---------------------------------------------------------------- crash: SIGKILL at random
+
+
+CRASH_MEMBERS = 8
+
+
+def _crash_child(url: str, seed: int, ready: Any, done: Any) -> None:
+    """Works until killed: redemptions with codes (and retries of them), Data Imports of
+    several rows, earnings on bills, reversals and goodwill, as fast as it can."""
+    from core.delivery import RecordingSender
+
+    sender = RecordingSender()
+    service = PointsService(engine_settings(url, otp_max_sends=10**6,
+                                            otp_period_max_sends=10**6), senders=[sender])
+    ready.set()
+    rng = random.Random(seed)
+    members = [drill_mobile(n) for n in range(CRASH_MEMBERS)]
+    recent: list[tuple[str, int, str, str]] = []
+    while True:
+        who = rng.choice(members)
+        roll = rng.random()
+        tag = uuid.uuid4().hex[:12]
+        try:
+            if roll < 0.45:
+                points = rng.randint(1, 400)
+                service.issue_validation_code(who, points)
+                code = sender.sent[-1].code
+                sender.sent.clear()
+                service.redeem(who, points, code, transaction_number=f"C-{tag}",
+                               external_reference=f"C-{tag}")
+                recent = [*recent[-20:], (who, points, f"C-{tag}", f"C-{tag}")]
+            elif roll < 0.55 and recent:
+                who, points, txn, reference = rng.choice(recent)
+                service.redeem(who, points, None, transaction_number=txn,
+                               external_reference=reference)  # a retry: replayed
+            elif roll < 0.7:
+                rows = [{"mobile": drill_mobile(rng.randint(10**6, 9 * 10**6)),
+                         "name": f"new {tag}", "points": rng.randint(1, 500)},
+                        *({"mobile": m, "points": rng.randint(1, 50)}
+                          for m in rng.sample(members, 3))]
+                service.import_csv(members_csv(rows), filename=f"{tag}.csv")
+            elif roll < 0.82:
+                service.earn(who, f"B-{tag}", f"{rng.randint(100, 99_999) / 100:.2f}")
+            elif roll < 0.92 and recent:
+                _, _, _, reference = rng.choice(recent)
+                service.reverse(reference, rng.randint(1, 50))
+            else:
+                service.goodwill(who, rng.randint(1, 100), reason="drill", staff="drill")
+        except (PointsError, InputError):
+            pass  # a refusal (too few points, reversed already): the books must still balance
+        done.value += 1
+
+
+def crash_drill(url: str, kills: int = 20, seed: int = 11,
+                on_kill: Callable[[int, list[str]], None] | None = None) -> Outcome:
+    """Kill a busy engine process with SIGKILL `kills` times at random moments (sometimes
+    while it is still starting), restarting it each time, and audit the books after every
+    kill. `on_kill(k, problems)` is told each audit."""
+    started = time.perf_counter()
+    outcome = Outcome("SIGKILL while redeeming/importing", database_name(url))
+    service = PointsService(engine_settings(url))
+    rng = random.Random(seed)
+    try:
+        service.import_csv(members_csv([{"mobile": drill_mobile(n), "name": f"C{n}",
+                                         "points": 1_000_000} for n in range(CRASH_MEMBERS)]))
+        context = _context()
+        done = context.RawValue("q", 0)
+        for k in range(kills):
+            ready = context.Event()
+            child = context.Process(target=_crash_child, args=(url, seed * 1000 + k, ready,
+                                                               done), daemon=True)
+            child.start()
+            if rng.random() < 0.15:
+                time.sleep(rng.uniform(0.0, 0.3))  # perhaps while it starts
+            else:
+                if not ready.wait(timeout=120):
+                    outcome.violations.append(f"kill {k}: the engine did not start again")
+                time.sleep(rng.uniform(0.02, 0.6))
+            alive = child.is_alive()
+            child.kill()
+            child.join(timeout=30)
+            if alive:
+                outcome.crashes += 1
+            elif child.exitcode not in (None, -9):
+                outcome.violations.append(f"kill {k}: the worker had died by itself "
+                                          f"(exit code {child.exitcode})")
+            problems = violations(service)
+            if on_kill is not None:
+                on_kill(k, problems)
+            outcome.violations += [f"after kill {k}: {p}" for p in problems]
+        outcome.requests = int(done.value)
+        if outcome.requests == 0:
+            outcome.violations.append("the worker never completed an operation")
+        outcome.detail = f"{outcome.requests} operations committed between kills"
+    finally:
+        service.db.dispose()
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+# ---------------------------------------------------------------- hostile input into the bot
+
+STEPS = ("unlinked", "idle", "amount", "confirm", "code", "done")
+# Replies that mean the input was taken (a new amount, a code sent, a welcome...).
+ACCEPTED = ("Redeem ", "Welcome", "Validation Code Issued", "You have ", "Current points:",
+            "Cancelled", "Your last redemptions", "No redemptions yet", "Member ", "Issued ",
+            "Reverted ", "Reversed ", "This redemption was already done", "🧪 SANDBOX CODE")
+
+
+class ErrorWatch(logging.Handler):
+    """Keeps every log record that says the application's error handler was reached (or
+    any error with a traceback)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name == "bot.app" or record.exc_info or record.levelno >= logging.ERROR:
+            self.records.append(record)
+
+    def take(self) -> list[str]:
+        taken = [f"{r.name} {r.levelname}: {r.getMessage()}"
+                 + (f" ({r.exc_info[0].__name__}: {r.exc_info[1]})" if r.exc_info and
+                    r.exc_info[0] else "") for r in self.records]
+        self.records.clear()
+        return taken
+
+
+def reply_kind(text: str) -> str | None:
+    """What a reply of the bot is: "code" (a documented status code first), "help" (it
+    carries the help), "prompt" (a step's own question), "accepted"; None: unknown."""
+    from bot import replies
+
+    found = re.match(r"^(?:This redemption was already done; nothing more was redeemed\.\n)?"
+                     r"(\d{3,4}) ", text)
+    if found and int(found.group(1)) in CATALOGUE:
+        return "accepted" if found.group(1) == "800" else "code"
+    if text.startswith(ACCEPTED):  # a welcome carries the help too
+        return "accepted"
+    if replies.HELP in text:
+        return "help"
+    prompts = (replies.ENTER_CODE, replies.CONFIRM_OR_CANCEL, replies.NOT_YOUR_CONTACT,
+               replies.PRIVATE_ONLY, replies.STAFF_ONLY, replies.NOTHING_TO_CANCEL,
+               replies.ASK_CONTACT)
+    if text in prompts or text.startswith(("Usage: /", replies.NOT_LINKED)):
+        return "prompt"
+    return None
+
+
+@dataclass(frozen=True)
+class Hostile:
+    """One hostile input: what to send, from which step of a chat."""
+
+    kind: str  # "text", "command", "callback", "contact", "update"
+    step: str
+    payload: Any  # the text, the callback data, (phone, owner), or an update builder's name
+    extra: Any = None
+
+
+class BotRig:
+    """The real `Application` on a stand-in Bot API and a real database, driven from plain
+    (synchronous) code: one chat per step of the member's way, each linked to a member of
+    its own, put back into its step before each input."""
+
+    def __init__(self, url: str, **overrides: Any) -> None:
+        from bot.app import build_application
+        from bot.senders import make_senders
+        from bot.standin import StandInRequest
+
+        self.loop = asyncio.new_event_loop()
+        self.settings = bot_settings(url, otp_max_sends=10**6, otp_period_max_sends=10**6,
+                                     **overrides)
+        self.service = PointsService(self.settings, senders=make_senders(self.settings))
+        self.service.import_csv(members_csv(
+            [{"mobile": drill_mobile(100 + i), "name": step, "points": 10_000_000}
+             for i, step in enumerate(STEPS)]), filename="rig.csv")
+        self.stand_in = StandInRequest()
+        self.application = build_application(self.settings, self.service,
+                                             request=self.stand_in)
+        self.watch = ErrorWatch()
+        logging.getLogger().addHandler(self.watch)
+        self.run(self.application.initialize())
+        self.users = {step: self.stand_in.user(700_000 + i, step.title())
+                      for i, step in enumerate(STEPS)}
+        self.phones = {step: drill_mobile(100 + i) for i, step in enumerate(STEPS)}
+        self.tried = 0
+        self._message_ids = itertools.count(1)
+
+    def run(self, coroutine: Any) -> Any:
+        return self.loop.run_until_complete(coroutine)
+
+    def close(self) -> None:
+        logging.getLogger().removeHandler(self.watch)
+        self.run(self.application.shutdown())
+        self.service.db.dispose()
+        self.loop.close()
+
+    def deliver(self, data: dict[str, Any]) -> list[Any]:
+        """Process one update; the bot's messages it caused, in every chat."""
+        from telegram import Update
+
+        mark = self.stand_in.mark()
+        self.run(self.application.process_update(Update.de_json(data, self.application.bot)))
+        return self.stand_in.messages_since(mark)
+
+    # -- the chat's state
+
+    def chat_state(self, step: str) -> tuple[Any, ...]:
+        key = str(self.users[step].id)
+
+        def unit(session: Session) -> tuple[Any, ...]:
+            link = session.get(ChatLink, key)
+            state = session.get(ChatState, key)
+            return ((link.member_id if link else None),
+                    (state.step, state.points, state.external_reference, state.data)
+                    if state else None)
+        return self.service.db.run(unit, write=False)
+
+    def snapshot(self, step: str) -> tuple[Any, ...]:
+        return money_snapshot(self.service), self.chat_state(step)
+
+    def goto(self, step: str) -> None:
+        """Put the chat of `step` into that step, through the bot (or the database, for
+        a chat a hostile contact happened to link)."""
+        user = self.users[step]
+        key = str(user.id)
+        link, state = self.chat_state(step)
+        current = state[0] if state else "idle"
+        if step == "unlinked":
+            if link is not None:
+                Conversations(self.service).unlink(key)
+            return
+        if link is None or link != self.service.member(self.phones[step]).id:
+            self.deliver(user.shares_contact(self.phones[step].lstrip("+")))
+            link, state = self.chat_state(step)
+            current = state[0] if state else "idle"
+        if current == step:
+            return
+        self.deliver(user.says("/cancel"))
+        if step == "idle":
+            return
+        if step == "amount":
+            self.deliver(user.says("/redeem"))
+            return
+        self.deliver(user.says("/redeem 100"))
+        if step == "confirm":
+            return
+        self.deliver(user.presses(self.stand_in.last_message(user.id), "Confirm"))
+        if step == "done":
+            codes = [m.group(1) for m in map(CODE_TEXT.search, self.stand_in.texts(user.id))
+                     if m]
+            self.deliver(user.says(codes[-1]))
+        if self.chat_state(step)[1][0] != step:
+            raise RuntimeError(f"could not put the chat into step {step}")
+
+    # -- hostile updates
+
+    def update_for(self, hostile: Hostile) -> tuple[dict[str, Any], bool]:
+        """The update JSON for `hostile`, and whether the bot owes it a reply."""
+        user = self.users[hostile.step]
+        if hostile.kind in ("text", "command"):
+            return user.says(hostile.payload), True
+        if hostile.kind == "callback":
+            messages = self.stand_in.messages(user.id)
+            target = next((m for m in reversed(messages) if m.buttons), None)
+            if target is None:
+                from bot.standin import BotMessage
+                target = BotMessage(user.id, next(self._message_ids), "old", 0)
+            return user.sends_callback(target, hostile.payload), True
+        if hostile.kind == "contact":
+            phone, owner = hostile.payload
+            return user.shares_contact(phone, user_id=user.id if owner == "own" else owner), True
+        return UPDATE_KINDS[hostile.payload](self, user, hostile.extra or "")
+
+    def check(self, hostile: Hostile) -> list[str]:
+        """Send one hostile input from its step; every way the bot misbehaved with it."""
+        from bot import replies
+
+        self.goto(hostile.step)
+        before = self.snapshot(hostile.step)
+        self.watch.take()
+        data, owed = self.update_for(hostile)
+        answers = self.deliver(data)
+        self.tried += 1
+        after = self.snapshot(hostile.step)
+        what = f"{hostile.kind} {str(hostile.payload)[:80]!r} at step {hostile.step}"
+        problems = [f"{what}: error handler reached: {line}" for line in self.watch.take()]
+        texts = [m.text for m in answers]
+        if owed and not texts:
+            problems.append(f"{what}: no reply")
+        kinds = [reply_kind(t) for t in texts]
+        problems += [f"{what}: reply is neither a status code nor the help: {t[:120]!r}"
+                     for t, k in zip(texts, kinds, strict=True) if k is None]
+        problems += [f"{what}: something went wrong" for t in texts
+                     if t.startswith(replies.SOMETHING_WRONG[:30])]
+        if before[0] != after[0]:
+            problems.append(f"{what}: points, members or the ledger changed")
+        if "accepted" not in kinds and before[1] != after[1]:
+            # A refused new request (/redeem X, an amount button) asks for another amount.
+            asks_again = (after[1][1] is not None and after[1][1][0] == "amount"
+                          and after[1][1][1] is None and after[1][0] == before[1][0])
+            if not (_new_request(hostile) and asks_again):
+                problems.append(f"{what}: the chat's state changed: {before[1]} -> {after[1]}")
+        return problems
+
+
+def _new_request(hostile: Hostile) -> bool:
+    from bot import replies
+
+    if hostile.kind == "callback":
+        pressed = replies.parse_button(hostile.payload)
+        return pressed is not None and pressed.kind == "p"
+    return hostile.kind in ("text", "command") and bool(
+        re.match(r"^/redeem(@\w+)?(\s|$)", str(hostile.payload)))
+
+
+def _message(user: Any, chat: dict[str, Any] | None = None, sender: bool = True,
+             **content: Any) -> dict[str, Any]:
+    message: dict[str, Any] = {"message_id": user.stand_in.next_update_id(),
+                               "date": int(time.time()), "chat": chat or dict(user.chat),
+                               **content}
+    if sender:
+        message["from"] = dict(user.user)
+    return message
+
+
+def _private(content: Callable[[str], dict[str, Any]]) -> Callable[..., tuple[dict[str, Any],
+                                                                                bool]]:
+    def build(rig: BotRig, user: Any, extra: str) -> tuple[dict[str, Any], bool]:
+        return {"update_id": rig.stand_in.next_update_id(),
+                "message": _message(user, **content(extra))}, True
+    return build
+
+
+def _silent(build: Callable[[BotRig, Any, str], dict[str, Any]]
+            ) -> Callable[..., tuple[dict[str, Any], bool]]:
+    def wrapped(rig: BotRig, user: Any, extra: str) -> tuple[dict[str, Any], bool]:
+        return {"update_id": rig.stand_in.next_update_id(), **build(rig, user, extra)}, False
+    return wrapped
+
+
+_FILE = {"file_id": "AgAD-file", "file_unique_id": "uniq"}
+GROUP = {"id": -100_123, "type": "supergroup", "title": "Friends"}
+# Update kinds the bot did not ask for or that no member sends in a private chat. Private
+# messages it cannot read get the help; the rest are ignored (no reply, nothing changes).
+UPDATE_KINDS: dict[str, Callable[..., tuple[dict[str, Any], bool]]] = {
+    "sticker": _private(lambda e: {"sticker": {**_FILE, "width": 512, "height": 512,
+                                               "is_animated": False, "is_video": False,
+                                               "type": "regular", "emoji": e[:2] or "🙂"}}),
+    "photo": _private(lambda e: {"photo": [{**_FILE, "width": 90, "height": 90}],
+                                 "caption": e[:1024]}),
+    "document": _private(lambda e: {"document": {**_FILE, "file_name": "points.csv"},
+                                    "caption": e[:1024]}),
+    "location": _private(lambda e: {"location": {"latitude": 12.97, "longitude": 77.59}}),
+    "voice": _private(lambda e: {"voice": {**_FILE, "duration": 3}}),
+    "dice": _private(lambda e: {"dice": {"emoji": "🎲", "value": 6}}),
+    "empty message": _private(lambda e: {}),
+    "edited message": _silent(lambda rig, user, e: {"edited_message": _message(
+        user, text=e or "500", edit_date=int(time.time()))}),
+    "group message": _silent(lambda rig, user, e: {"message": _message(
+        user, chat=dict(GROUP), text=e or "500")}),
+    "group command": lambda rig, user, e: ({"update_id": rig.stand_in.next_update_id(),
+                                            "message": _message(
+        user, chat=dict(GROUP), text="/redeem 500",
+        entities=[{"type": "bot_command", "offset": 0, "length": 7}])}, False),
+    "channel post": _silent(lambda rig, user, e: {"channel_post": _message(
+        user, chat={"id": -100_999, "type": "channel", "title": "News"}, sender=False,
+        text=e or "/balance")}),
+    "message without a user": _silent(lambda rig, user, e: {"message": _message(
+        user, sender=False, text=e or "/balance")}),
+    "inline query": _silent(lambda rig, user, e: {"inline_query": {
+        "id": "q1", "from": dict(user.user), "query": e[:256], "offset": ""}}),
+    "callback without a message": _silent(lambda rig, user, e: {"callback_query": {
+        "id": "cb1", "from": dict(user.user), "chat_instance": "ci",
+        "inline_message_id": "im1", "data": e[:64] or "c:ABCDEFGH"}}),
+    "poll": _silent(lambda rig, user, e: {"poll": {
+        "id": "p1", "question": e[:300] or "?", "options": [
+            {"persistent_id": "a", "text": "a", "voter_count": 0},
+            {"persistent_id": "b", "text": "b", "voter_count": 0}],
+        "total_voter_count": 0, "is_closed": False, "is_anonymous": True,
+        "type": "regular", "allows_multiple_answers": False, "allows_revoting": False,
+        "members_only": False}}),
+    "my_chat_member": _silent(lambda rig, user, e: {"my_chat_member": {
+        "chat": dict(user.chat), "from": dict(user.user), "date": int(time.time()),
+        "old_chat_member": {"status": "member", "user": dict(rig.stand_in.bot_user)},
+        "new_chat_member": {"status": "kicked", "user": dict(rig.stand_in.bot_user),
+                            "until_date": 0}}}),
+}
+
+
+# ---------------------------------------------------------------- hostile Data Import files
+
+
+def import_check(service: PointsService, data: bytes) -> list[str]:
+    """Import `data`: a refusal must be an `ImportRejected` that names its lines and
+    changes nothing; never another exception; the books balance either way."""
+    before = money_snapshot(service)
+    problems: list[str] = []
+    try:
+        service.import_csv(data, filename="hostile.csv")
+    except ImportRejected as rejected:
+        if not rejected.errors or any(e.line < 1 or not e.reason for e in rejected.errors):
+            problems.append(f"a rejection without its lines: {rejected.errors}")
+        if money_snapshot(service) != before:
+            problems.append(f"a rejected file changed the data: {data[:120]!r}")
+    except PointsError as error:
+        problems.append(f"import refused with {error.code} instead of naming bad rows: "
+                        f"{data[:120]!r}")
+    except Exception as error:
+        problems.append(f"unhandled {type(error).__name__}: {error} for {data[:120]!r}")
+    return problems + violations(service)
+
+
+# ---------------------------------------------------------------- Hypothesis strategies
+
+
+def strategies() -> Any:
+    """The hostile inputs as Hypothesis strategies, in a namespace: `numbers`, `texts`,
+    `callback_data`, `phones`, `updates`, `hostile` (any of them from any step),
+    `csv_files`."""
+    from types import SimpleNamespace
+
+    from hypothesis import strategies as st
+
+    digits_of = st.sampled_from(["0123456789", "٠١٢٣٤٥٦٧٨٩", "०१२३४५६७८९", "０１２３４５６７８９",
+                                 "²³¹", "①②③"])
+    foreign = st.builds(lambda d, n: "".join(d[int(c) % len(d)] for c in str(n)), digits_of,
+                        st.integers(0, 10**7))
+    numbers = st.one_of(
+        st.integers(-10**20, 10**20).map(str),
+        st.sampled_from(["0", "-0", "+100", "00100", "1e3", "1E5", "0x64", "NaN", "inf",
+                         "100.0", "99.99", "1,000", "1.000", "1 000", "1_000", "10,00",
+                         "1,0000", ",100", "100,", "1\u00a0000", "½", "Ⅻ", "", " ", "-",
+                         "9" * 40, "1" + "0" * 400]),
+        st.floats(allow_nan=True, allow_infinity=True).map(str),
+        st.decimals(allow_nan=False, allow_infinity=False, places=3).map(str),
+        foreign,
+        st.tuples(st.integers(1, 999), st.lists(st.integers(0, 999), max_size=4),
+                  st.sampled_from([",", ".", " ", "_", "'", "\u00a0", "\u202f"])).map(
+            lambda t: t[2].join([str(t[0]), *(f"{n:03d}" for n in t[1])])),
+    )
+    long_texts = st.builds(lambda c, n: (c or "x") * n, st.text(min_size=1, max_size=3),
+                           st.integers(4090, 9000))
+    texts = st.one_of(st.text(max_size=200), numbers, long_texts,
+                      st.text(alphabet=st.characters(codec="utf-8"), max_size=50))
+    commands = st.builds(lambda c, a: f"/{c} {a}", st.sampled_from(
+        ["redeem", "balance", "history", "start", "cancel", "help", "member", "goodwill",
+         "revert", "reverse", "as", "reset", "redeem@LoyaltyTestBot"]), st.one_of(numbers,
+                                                                              texts))
+    callback_data = st.one_of(
+        st.text(max_size=80),
+        st.from_regex(r"^[pcrxz]:[A-Z0-9a-z:-]{0,14}$", fullmatch=True),
+        st.builds(lambda n: f"p:{n}", numbers),
+        st.sampled_from(["", "p:", "c:", "p:0", "p:-1", "c:ABCDEFGH", "r:ABCDEFGH",
+                         "x:ABCDEFGH", "p:1" + "0" * 11, "p:99999999999999"]))
+    phones = st.one_of(st.text(max_size=40), numbers,
+                       st.sampled_from(["919860000100", "+919860000101", "00919860000102",
+                                        "9860000103", "+1", "", "+" + "9" * 31]))
+    owners = st.sampled_from(["own", None, 1, 700_001, -5, 2**40])
+    steps = st.sampled_from(STEPS)
+    hostile = st.one_of(
+        st.builds(Hostile, st.just("text"), steps, texts),
+        st.builds(Hostile, st.just("command"), steps, commands),
+        st.builds(Hostile, st.just("callback"), steps, callback_data),
+        st.builds(Hostile, st.just("contact"), steps, st.tuples(phones, owners)),
+        st.builds(Hostile, st.just("update"), steps, st.sampled_from(sorted(UPDATE_KINDS)),
+                  st.text(max_size=30)))
+    field_values = st.one_of(st.just(""), numbers, st.text(max_size=30),
+                             st.sampled_from(["loyalty", "campaign", "LOYALTY", "gold",
+                                              "MARKED", "none", "a@b.co", "not-an-email@",
+                                              "+919861111111", "X1", "12.345", "-5"]))
+    header = st.one_of(st.just(list(IMPORT_COLUMNS)), st.just(list(IMPORT_COLUMNS)),
+                       st.permutations(list(IMPORT_COLUMNS)),
+                       st.lists(st.sampled_from([*IMPORT_COLUMNS, "bonus", ""]), max_size=10))
+    # A valid row with a few fields made hostile (so the later fields are reached too),
+    # or a row of anything, of any length.
+    valid = {"mobile": "", "email": "", "name": "Fuzz", "type": "loyalty",
+             "fraud_status": "NONE", "current_points": "10", "lifetime_points": "20",
+             "lifetime_purchases": "0"}
+    mutated = st.builds(
+        lambda n, changes: {c: changes.get(c, valid.get(c, f"FUZZ{n}")) for c in IMPORT_COLUMNS},
+        st.integers(0, 10**6), st.dictionaries(st.sampled_from(IMPORT_COLUMNS), field_values,
+                                               min_size=1, max_size=3))
+    anything = st.lists(field_values, min_size=len(IMPORT_COLUMNS) - 2,
+                        max_size=len(IMPORT_COLUMNS) + 1)
+    rows = st.lists(st.one_of(mutated, mutated, anything), max_size=5)
+
+    def written(head: list[str], body: list[Any], quoting: int) -> bytes:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n", quoting=quoting)
+        writer.writerow(head)
+        writer.writerows([[row.get(h, "") for h in head] if isinstance(row, dict) else row
+                          for row in body])
+        return out.getvalue().encode()
+
+    csv_files = st.one_of(
+        st.builds(written, header, rows, st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL])),
+        st.builds(lambda h, body: (",".join(h) + "\n" + body).encode(), header,
+                  st.text(max_size=300)),
+        st.binary(max_size=300),
+        st.sampled_from([b"", b"\xef\xbb\xbf", b"\xff\xfe" + "mobile".encode("utf-16-le"),
+                         b'mobile,"unterminated\n1,2', b"\x00" * 10]))
+    return SimpleNamespace(numbers=numbers, texts=texts, commands=commands,
+                           callback_data=callback_data, phones=phones, owners=owners,
+                           steps=steps, hostile=hostile, csv_files=csv_files)
+
+
+def fuzz_drill(url: str, examples: int = 200, seed: int = 3) -> Outcome:
+    """`examples` hostile updates into the bot and `examples // 2` hostile Data Import
+    files, drawn by Hypothesis; every misbehaviour is a violation."""
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as with_seed
+
+    started = time.perf_counter()
+    outcome = Outcome("hostile input (Hypothesis)", database_name(url))
+    rig = BotRig(url)
+    found = outcome.violations
+    every = strategies()
+    quiet = settings(max_examples=examples, deadline=None, database=None,
+                     phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+
+    @with_seed(seed)
+    @quiet
+    @given(every.hostile)
+    def updates(hostile: Hostile) -> None:
+        found.extend(rig.check(hostile))
+
+    @with_seed(seed)
+    @settings(quiet, max_examples=max(1, examples // 2))
+    @given(every.csv_files)
+    def files(data: bytes) -> None:
+        outcome.hostile += 1
+        found.extend(import_check(rig.service, data))
+
+    try:
+        updates()
+        files()
+        outcome.hostile += rig.tried
+        outcome.requests = outcome.hostile
+    finally:
+        rig.close()
+    outcome.detail = f"{rig.tried} updates, {outcome.hostile - rig.tried} import files"
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+__all__ = ["STEPS", "UPDATE_KINDS", "BotRig", "Hostile", "Outcome", "bot_load", "bot_settings",
+           "concurrent_redemptions", "crash_drill", "drill_mobile", "engine_settings",
+           "fuzz_drill", "import_check", "members_csv", "money_snapshot", "postgres_base_url",
+           "postgres_database", "reply_kind", "strategies", "unreachable", "violations"]
