@@ -155,7 +155,7 @@ ANYONE: tuple[tuple[str, int], ...] = (
 def find(text: str) -> DemoMember | None:
     """The demo member named by their number in the list (1, 2, ...), or None."""
     value = text.strip()
-    if value.isdigit() and 1 <= int(value) <= len(DEMO_MEMBERS):
+    if value.isdecimal() and 1 <= int(value) <= len(DEMO_MEMBERS):
         return DEMO_MEMBERS[int(value) - 1]
     return None
 

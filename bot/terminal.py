@@ -395,7 +395,7 @@ class SandboxTerminal:
         if text.startswith("'"):
             self.send_text(text[1:].strip() or text)
             return True
-        if text.isdigit() and 1 <= int(text) <= len(self.choices):
+        if text.isdecimal() and 1 <= int(text) <= len(self.choices):
             self.press(self.choices[int(text) - 1])
             return True
         self.send_text(text)

@@ -832,7 +832,7 @@ def _points_or(value: object, code: int) -> int:
 
 def _count(value: str, what: str) -> int:
     text = value.strip() or "0"
-    if not text.isdigit() or len(text) > 10 or int(text) > MAX_ISSUE_POINTS:
+    if not text.isdecimal() or len(text) > 10 or int(text) > MAX_ISSUE_POINTS:
         raise InputError(f"{what} {value!r} is not a whole number of points "
                          f"from 0 to {MAX_ISSUE_POINTS}")
     return int(text)
