@@ -34,7 +34,7 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
-from bot import handlers, replies, staff
+from bot import handlers, logsafe, replies, staff
 from bot.runtime import Context, Runtime, say
 from bot.senders import make_senders
 from bot.settings import BotSettings
@@ -101,6 +101,7 @@ def build_application(settings: BotSettings, service: PointsService | None = Non
                       request: BaseRequest | None = None) -> Application[Any, Any, Any, Any,
                                                                           Any, Any]:
     """The bot, ready for `initialize()` and `process_update()` or `serve()`."""
+    logsafe.protect(settings)  # no token, secret or validation code in any log
     token = settings.telegram_bot_token.strip()
     if not token:
         if request is None:

@@ -1,0 +1,87 @@
+"""Keeping secrets and validation codes out of the log, whatever level it is kept at.
+
+python-telegram-bot logs at DEBUG the Bot API URL (the token is in it), every update it
+processes (a member typing their validation code), and every Bot API call's parameters
+and answer (the chat channel's code, setWebhook's secret token); httpx logs at INFO the URL
+of each request (the token again). `protect(settings)`, called by
+`bot.app.build_application`, puts a filter on those loggers: contents of updates, call
+parameters and answers are left out (an update is logged by its id), and the token,
+WEBHOOK_SECRET, SECRET_KEY and the gateways' credentials are replaced by "[hidden]"
+anywhere in their messages and tracebacks.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from bot.settings import BotSettings
+
+HIDDEN = "[hidden]"
+LEFT_OUT = "[not logged]"
+# The loggers that write what Telegram, the webhook and the gateways carry.
+LOGGERS = ("telegram.Bot", "telegram.ext.ExtBot", "telegram.ext.Application",
+           "telegram.ext.Updater", "httpx")
+_SHORTEST = 6  # shorter "secrets" would hide ordinary words
+
+
+class SecretFilter(logging.Filter):
+    """Rewrites a record so that it carries no secret and no update or call contents."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, *secrets: str) -> None:
+        with self._lock:
+            self.secrets |= {s for s in secrets if len(s) >= _SHORTEST}
+
+    def hide(self, text: str) -> str:
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            text = text.replace(secret, HIDDEN)
+        return text
+
+    def _arg(self, value: Any) -> Any:
+        if isinstance(value, bool | int | float | type) or value is None:
+            return value
+        update_id = getattr(value, "update_id", None)
+        if isinstance(update_id, int):
+            return f"update {update_id}"
+        if isinstance(value, dict | list | tuple | set) or hasattr(value, "to_dict"):
+            return LEFT_OUT
+        return self.hide(str(value))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, dict):
+            args = {key: self._arg(value) for key, value in args.items()}
+        elif args:
+            args = tuple(self._arg(value) for value in args)
+        try:
+            message = str(record.msg) % args if args else str(record.msg)
+        except (TypeError, ValueError, KeyError):
+            message = str(record.msg)
+        record.msg, record.args = self.hide(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.hide(logging.Formatter().formatException(record.exc_info))
+        return True
+
+
+FILTER = SecretFilter()
+
+
+def protect(settings: BotSettings) -> None:
+    """Hide `settings`' secrets from the log, and keep update and call contents out."""
+    token = settings.telegram_bot_token.strip()
+    FILTER.add(token, token.partition(":")[2], settings.webhook_secret, settings.secret_key,
+               settings.sms_gateway_token, settings.sms_gateway_password,
+               settings.smtp_password)
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        if FILTER not in logger.filters:
+            logger.addFilter(FILTER)
+
+
+__all__ = ["FILTER", "HIDDEN", "LOGGERS", "SecretFilter", "protect"]
