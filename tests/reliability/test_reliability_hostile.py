@@ -1,0 +1,187 @@
+"""Hostile input, property-based (Hypothesis): arbitrary text, numbers of every shape, long
+messages, update kinds the bot never asked for, malformed callback data and other people's
+contacts, sent from every step of a member's way through the real `Application` (the
+stand-in Bot API, a real database); and malformed Data Import files.
+
+For each input `benchmarks.drills.BotRig.check` holds the bot to: no unhandled exception
+(the error handler is never reached, nothing logged with a traceback, no "something went
+wrong"), a reply to every private message that is a documented status code, the help or
+the step's own question (kinds the bot ignores by design, such as edited messages, group
+chatter and updates without a user, get none), no change to points, members or the ledger,
+and no change to the chat's state unless the input was taken (a refused new request,
+`/redeem X` or an amount button, asks for another amount, as documented).
+
+Extends tests/bot/test_bot_member_flow.py (a few malformed callbacks and texts, a group
+chat, a contact of someone else) to generated input at every step, and
+tests/core/test_core_points_in.py (bad import rows) to generated files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from benchmarks.drills import (
+    STEPS,
+    UPDATE_KINDS,
+    BotRig,
+    Hostile,
+    engine_settings,
+    import_check,
+    members_csv,
+    postgres_database,
+    strategies,
+)
+from core.service import IMPORT_COLUMNS, PointsService
+
+pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+
+HOSTILE = strategies()
+FUZZ = settings(max_examples=60, deadline=None, database=None,
+                suppress_health_check=[HealthCheck.too_slow])
+
+
+@pytest.fixture(scope="module", params=["sqlite",
+                                        pytest.param("postgres", marks=pytest.mark.postgres)])
+def rig_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('hostile') / 'loyalty.db'}"
+        return
+    from conftest import postgres_or_skip
+
+    with postgres_database(postgres_or_skip()) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def rig(rig_url: str) -> Iterator[BotRig]:
+    bot = BotRig(rig_url)
+    try:
+        yield bot
+    finally:
+        bot.close()
+
+
+def holds(rig: BotRig, hostile: Hostile) -> None:
+    assert rig.check(hostile) == []
+
+
+@FUZZ
+@given(step=HOSTILE.steps, text=HOSTILE.texts)
+def test_arbitrary_text_at_every_step(rig: BotRig, step: str, text: str) -> None:
+    holds(rig, Hostile("text", step, text))
+
+
+@FUZZ
+@given(step=st.sampled_from(["idle", "amount", "confirm", "code"]), number=HOSTILE.numbers,
+       how=st.sampled_from(["/redeem {}", "{}", "/redeem@LoyaltyTestBot {}"]))
+def test_numbers_of_every_shape_as_an_amount(rig: BotRig, step: str, number: str,
+                                             how: str) -> None:
+    holds(rig, Hostile("text", step, how.format(number)))
+
+
+@pytest.mark.parametrize("text", ["9" * 4096, "1" * 4097, "/redeem " + "5" * 5000,
+                                  "🙂" * 4100, "a b " * 3000, "1,000 " * 1000],
+                         ids=["4096 digits", "4097 digits", "redeem 5000 digits", "emoji",
+                              "words", "amounts"])
+def test_long_messages_at_every_step(rig: BotRig, text: str) -> None:
+    for step in STEPS:
+        holds(rig, Hostile("text", step, text))
+
+
+@FUZZ
+@given(step=HOSTILE.steps, command=HOSTILE.commands)
+def test_commands_with_hostile_arguments(rig: BotRig, step: str, command: str) -> None:
+    holds(rig, Hostile("command", step, command))
+
+
+@FUZZ
+@given(step=HOSTILE.steps, kind=st.sampled_from(sorted(UPDATE_KINDS)),
+       extra=st.text(max_size=40))
+def test_update_kinds_the_bot_does_not_expect(rig: BotRig, step: str, kind: str,
+                                              extra: str) -> None:
+    holds(rig, Hostile("update", step, kind, extra))
+
+
+def test_every_unexpected_update_kind_from_every_step(rig: BotRig) -> None:
+    for kind in UPDATE_KINDS:
+        for step in STEPS:
+            holds(rig, Hostile("update", step, kind, "500"))
+
+
+@FUZZ
+@given(step=HOSTILE.steps, data=HOSTILE.callback_data)
+def test_malformed_callback_data(rig: BotRig, step: str, data: str) -> None:
+    holds(rig, Hostile("callback", step, data))
+
+
+@FUZZ
+@given(step=HOSTILE.steps, phone=HOSTILE.phones, owner=HOSTILE.owners)
+def test_contacts_of_any_number_and_any_owner(rig: BotRig, step: str, phone: str,
+                                              owner: object) -> None:
+    holds(rig, Hostile("contact", step, (phone, owner)))
+
+
+@pytest.mark.parametrize("owner", [None, 999_999, 1])
+def test_a_forwarded_contact_never_takes_over_a_member(rig: BotRig, owner: int | None
+                                                       ) -> None:
+    """Every chat, linked or not, forwards the contact of another chat's member: no chat
+    changes hands (`check` also asserts its state and link did not change)."""
+    for step in STEPS:
+        for victim in STEPS:
+            before = rig.chat_state(step)[0] if step != "unlinked" else None
+            holds(rig, Hostile("contact", step, (rig.phones[victim].lstrip("+"), owner)))
+            assert rig.chat_state(step)[0] == before
+
+
+# ---------------------------------------------------------------- Data Import
+
+
+@pytest.fixture(scope="module")
+def importer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PointsService]:
+    path: Path = tmp_path_factory.mktemp("import") / "loyalty.db"
+    service = PointsService(engine_settings(f"sqlite:///{path}"))
+    service.import_csv(members_csv([{"external_id": "KEEP1", "mobile": "+919861111111",
+                                     "points": 700}]))
+    try:
+        yield service
+    finally:
+        service.db.dispose()
+
+
+@settings(FUZZ, max_examples=150)
+@given(data=HOSTILE.csv_files)
+def test_malformed_import_files(importer: PointsService, data: bytes) -> None:
+    assert import_check(importer, data) == []
+
+
+@settings(FUZZ, max_examples=100)
+@given(column=st.sampled_from(["current_points", "lifetime_points", "lifetime_purchases",
+                               "mobile", "email", "external_id"]),
+       value=HOSTILE.numbers, n=st.integers(0, 10**6))
+def test_hostile_numbers_in_every_field_of_an_otherwise_good_row(
+        importer: PointsService, column: str, value: str, n: int) -> None:
+    row = {"external_id": f"HOST{n}", "name": "Hostile", "points": 5, "lifetime_points": 9,
+           column: value}
+    assert import_check(importer, members_csv([row])) == []
+
+
+@pytest.mark.parametrize("value", ["²", "³¹", "①", "Ⅻ", "½", "٣", "３", "1e3", "-0", "+5",
+                                   "1,000", "NaN", "9" * 11])
+def test_points_in_an_import_are_whole_decimal_numbers(importer: PointsService,
+                                                       value: str) -> None:
+    """Regression: '²' passed `str.isdigit` and then broke `int()` (a ValueError, not a
+    refusal naming the row)."""
+    row = {"external_id": "DIGITS1", "current_points": value, "lifetime_points": "99999999"}
+    assert import_check(importer, members_csv([row])) == []
+
+
+def test_the_columns_checked_are_the_documented_ones() -> None:
+    assert list(IMPORT_COLUMNS) == ["mobile", "email", "external_id", "name", "type",
+                                    "fraud_status", "current_points", "lifetime_points",
+                                    "lifetime_purchases"]
