@@ -8,16 +8,12 @@ from __future__ import annotations
 import csv
 import io
 import re
-import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 from telegram import Update
 from telegram.ext import Application
+from throwaway_db import POSTGRES_ENV, postgres_database  # noqa: F401  (re-exported)
 
 from bot.app import build_application
 from bot.senders import make_senders
@@ -25,7 +21,6 @@ from bot.settings import BotSettings, load_bot_settings
 from bot.standin import BotMessage, StandInRequest, TelegramUser
 from core.service import IMPORT_COLUMNS, MemberView, PointsService
 
-POSTGRES_ENV = "LOYALTY_TEST_POSTGRES_URL"
 START = datetime(2026, 3, 1, 9, 0, 0, tzinfo=UTC)
 TOKEN = "123456:TEST-TOKEN"
 
@@ -69,20 +64,6 @@ def member_csv(rows: list[dict[str, Any]]) -> bytes:
     return out.getvalue().encode()
 
 
-def postgres_database(base_url: str) -> tuple[str, Callable[[], None]]:
-    """Create a database of its own on the server; return its URL and how to drop it."""
-    base = make_url(base_url)
-    name = f"tbot_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return base.set(database=name).render_as_string(hide_password=False), drop
 
 
 class Chat:

@@ -14,8 +14,8 @@ from points_harness import (
     POSTGRES_ENV,
     Clock,
     Env,
-    create_postgres_database,
     postgres_base_url,
+    postgres_database,
     requires_postgres,
     sqlite_file_url,
 )
@@ -48,7 +48,7 @@ def postgres_url() -> Iterator[str]:
     base = postgres_base_url()
     if base is None:
         pytest.skip(f"{POSTGRES_ENV} is not set")
-    url, drop = create_postgres_database(base)
+    url, drop = postgres_database(base)
     try:
         yield url
     finally:

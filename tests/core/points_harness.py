@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -21,21 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
+from throwaway_db import POSTGRES_ENV, postgres_base_url, postgres_database  # noqa: F401
 
 from core.delivery import CodeSender, RecordingSender
 from core.service import IMPORT_COLUMNS, MemberView, PointsService
 from core.settings import Settings, load_settings
 
-POSTGRES_ENV = "LOYALTY_TEST_POSTGRES_URL"
 START = datetime(2026, 3, 1, 9, 0, 0, tzinfo=UTC)
-
-
-def postgres_base_url() -> str | None:
-    """The PostgreSQL server to create test databases on, or None when not configured."""
-    return os.environ.get(POSTGRES_ENV) or None
 
 
 requires_postgres = pytest.mark.skipif(
@@ -61,21 +51,6 @@ def sqlite_file_url(directory: Path) -> str:
     return f"sqlite:///{directory / 'loyalty.db'}"
 
 
-def create_postgres_database(base_url: str) -> tuple[str, Callable[[], None]]:
-    """Create a fresh, uniquely named database next to `base_url`'s; return its URL and a
-    function that drops it (forcefully: a test may leave connections behind)."""
-    base = make_url(base_url)
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return base.set(database=name).render_as_string(hide_password=False), drop
 
 
 def member_csv(rows: Sequence[dict[str, Any]]) -> bytes:

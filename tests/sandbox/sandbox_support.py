@@ -9,20 +9,15 @@ from __future__ import annotations
 
 import os
 import sys
-import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pexpect
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
+from throwaway_db import POSTGRES_ENV, postgres_database  # noqa: F401  (re-exported)
 
 from bot.sandbox import SandboxSettings
 
 REPO = Path(__file__).resolve().parents[2]
-POSTGRES_ENV = "LOYALTY_TEST_POSTGRES_URL"
 PROMPT = " › "  # the end of the sandbox's prompt: "Asha Rao › "
 
 
@@ -57,18 +52,3 @@ def isolate(monkeypatch: pytest.MonkeyPatch, directory: Path) -> Path:
     return directory
 
 
-def postgres_database(base_url: str) -> tuple[str, Callable[[], None]]:
-    """A database of the test's own on the PostgreSQL server of `base_url`: its URL, and
-    how to drop it."""
-    base = make_url(base_url)
-    name = f"tsbx_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return base.set(database=name).render_as_string(hide_password=False), drop
