@@ -134,7 +134,8 @@ def test_a_forwarded_contact_never_takes_over_a_member(rig: BotRig, owner: int |
     changes hands (`check` also asserts its state and link did not change)."""
     for step in STEPS:
         for victim in STEPS:
-            before = rig.chat_state(step)[0] if step != "unlinked" else None
+            rig.goto(step)
+            before = rig.chat_state(step)[0]
             holds(rig, Hostile("contact", step, (rig.phones[victim].lstrip("+"), owner)))
             assert rig.chat_state(step)[0] == before
 
