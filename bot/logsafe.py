@@ -48,7 +48,7 @@ class SecretFilter(logging.Filter):
             return value
         update_id = getattr(value, "update_id", None)
         if isinstance(update_id, int):
-            return f"update {update_id}"
+            return update_id
         if isinstance(value, dict | list | tuple | set) or hasattr(value, "to_dict"):
             return LEFT_OUT
         return self.hide(str(value))

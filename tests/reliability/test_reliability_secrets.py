@@ -280,3 +280,30 @@ def number_of(screen: str, label: str) -> str:
     found = re.search(rf"\[(\d+)\] {re.escape(label)}", screen)
     assert found, screen
     return found.group(1)
+
+
+def test_the_filter_keeps_contents_and_secrets_out_of_each_record() -> None:
+    from telegram import Update
+
+    from bot.logsafe import HIDDEN, LEFT_OUT, SecretFilter
+
+    hide = SecretFilter()
+    hide.add("s3cr3t-value", "abc")  # too short to hide: "abc" stays
+    update = Update.de_json({"update_id": 77, "message": {
+        "message_id": 1, "date": 0, "chat": {"id": 1, "type": "private"}, "text": "123456"}},
+        None)
+
+    def record(msg: str, *args: object, exc: BaseException | None = None) -> str:
+        entry = logging.LogRecord("telegram.ext.Application", logging.DEBUG, __file__, 1,
+                                  msg, args, (type(exc), exc, None) if exc else None)
+        assert hide.filter(entry)
+        return entry.getMessage() + (entry.exc_text or "")
+
+    assert record("Processing update %s", update) == "Processing update 77"
+    assert record("Calling `%s` with `%s`", "sendMessage", {"text": "code 123456"}) == \
+        f"Calling `sendMessage` with `{LEFT_OUT}`"
+    assert record("URL https://x/bots3cr3t-value/getMe abc") == \
+        f"URL https://x/bot{HIDDEN}/getMe abc"
+    assert record("%s %d", "x", 5) == "x 5"
+    failed = record("failed", exc=RuntimeError("at /bots3cr3t-value/sendMessage"))
+    assert "s3cr3t-value" not in failed and HIDDEN in failed
