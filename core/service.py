@@ -403,7 +403,7 @@ class PointsService:
         txn = _text(transaction_number, "the transaction number", code=811)
         reference = _text(external_reference, "the external reference number", code=817,
                           max_length=128)
-        notes = (notes or "").strip()[:500]
+        notes = _storable(notes or "").strip()[:500]
         fingerprint = hashlib.sha256(f"{ident.kind}:{ident.value}|{amount}|{txn}".encode()
                                      ).hexdigest()
         code = (validation_code or "").strip() or None
@@ -549,6 +549,7 @@ class PointsService:
     def _reverse(self, session: Session, member: Member, parts: list[tuple[Redemption, int]],
                  kind: str, staff: str | None, reason: str | None) -> ReversalResult:
         now = self.clock()
+        staff, reason = _storable(staff or "") or None, _storable(reason or "") or None
         reversal_ids = []
         for redemption, points in parts:
             reversal = Reversal(id=new_id("V"), redemption_id=redemption.id,
@@ -606,8 +607,8 @@ class PointsService:
         """Member Care: goodwill points, recorded with who gave them and why."""
         amount = rules.parse_points(points, limit=MAX_ISSUE_POINTS)
         ident = self.identify(identifier)
-        why = (reason or "").strip()
-        who = (staff or "").strip()
+        why = _storable(reason or "").strip()
+        who = _storable(staff or "").strip()
         if not why or len(why) > 500:
             raise InputError("goodwill needs a reason (up to 500 characters)")
         if not who or len(who) > 128:
@@ -654,7 +655,7 @@ class PointsService:
             if problems:
                 raise ImportRejected(problems)
             now = self.clock()
-            batch = ImportBatch(digest=digest, filename=filename[:255], rows=len(rows),
+            batch = ImportBatch(digest=digest, filename=_storable(filename)[:255], rows=len(rows),
                                 created_at=now)
             session.add(batch)
             session.flush()
@@ -733,6 +734,8 @@ class PointsService:
         return rows, errors
 
     def _import_row(self, line: int, fields: dict[str, str]) -> _ImportRow:
+        if any("\x00" in value for value in fields.values()):
+            raise InputError("the row contains a NUL character")
         region = self.settings.default_phone_region
         identifiers: list[Identifier] = []
         for kind in (Kind.MOBILE, Kind.EMAIL, Kind.EXTERNAL_ID):
@@ -806,8 +809,9 @@ class PointsService:
 
     def _audit_staff(self, staff: str, action: str, target: str, allowed: bool,
                      detail: str) -> None:
-        line = StaffAction(staff=staff[:128], action=action[:32], target=target[:254],
-                           allowed=allowed, detail=detail[:500], created_at=self.clock())
+        line = StaffAction(staff=_storable(staff)[:128], action=_storable(action)[:32],
+                           target=_storable(target)[:254], allowed=allowed,
+                           detail=_storable(detail)[:500], created_at=self.clock())
         self.db.run(lambda s: s.add(line))
 
     def staff_actions(self, limit: int = 50) -> list[StaffLine]:
@@ -821,6 +825,12 @@ class PointsService:
     def member_count(self) -> int:
         return self.db.run(lambda s: s.exec(select(func.count()).select_from(Member)).one(),
                            write=False)
+
+
+def _storable(text: str) -> str:
+    """Free text as every database keeps it: PostgreSQL refuses NUL characters, and a lone
+    surrogate cannot be encoded (it becomes "?")."""
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
 
 
 def _points_or(value: object, code: int) -> int:
