@@ -19,7 +19,6 @@ tests/core/test_core_points_in.py (bad import rows) to generated files.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -144,11 +143,11 @@ def test_a_forwarded_contact_never_takes_over_a_member(rig: BotRig, owner: int |
 
 
 @pytest.fixture(scope="module")
-def importer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PointsService]:
-    path: Path = tmp_path_factory.mktemp("import") / "loyalty.db"
-    service = PointsService(engine_settings(f"sqlite:///{path}"))
+def importer(rig_url: str) -> Iterator[PointsService]:
+    """A service on the database of the rig (SQLite, PostgreSQL), members of its own."""
+    service = PointsService(engine_settings(rig_url))
     service.import_csv(members_csv([{"external_id": "KEEP1", "mobile": "+919861111111",
-                                     "points": 700}]))
+                                     "points": 700}]), filename="keep.csv")
     try:
         yield service
     finally:
@@ -180,6 +179,28 @@ def test_points_in_an_import_are_whole_decimal_numbers(importer: PointsService,
     refusal naming the row)."""
     row = {"external_id": "DIGITS1", "current_points": value, "lifetime_points": "99999999"}
     assert import_check(importer, members_csv([row])) == []
+
+
+@pytest.mark.parametrize("field", ["name", "external_id", "lifetime_purchases", "type"])
+def test_a_nul_character_in_an_import_is_a_bad_row(importer: PointsService,
+                                                   field: str) -> None:
+    """Regression: PostgreSQL cannot keep a NUL character, and the import raised its
+    DataError instead of naming the row."""
+    row = {"external_id": "NUL1", "name": "Nul", "points": 5, field: "a\x00b"}
+    assert import_check(importer, members_csv([row])) == []
+
+
+@pytest.mark.parametrize("text", ["/member \x00", "/goodwill +919860000100 5 \x00",
+                                  "/revert \x00 5", "/reverse R\x00", "/as \x00", "\x00",
+                                  "/redeem \x00", "/member \ud800"],
+                         ids=["member", "goodwill", "revert", "reverse", "as", "text",
+                              "redeem", "surrogate"])
+def test_text_the_database_cannot_keep_is_handled_like_any_other(rig: BotRig,
+                                                                 text: str) -> None:
+    """Regression: on PostgreSQL a NUL in a refused staff command's arguments (which are
+    recorded) reached the error handler with a DataError."""
+    for step in ("unlinked", "idle", "code"):
+        holds(rig, Hostile("command", step, text))
 
 
 def test_the_columns_checked_are_the_documented_ones() -> None:
