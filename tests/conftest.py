@@ -9,9 +9,19 @@ start (they inherit sys.path).
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 _ROOT = str(Path(__file__).resolve().parent.parent)
 if sys.path[:1] != [_ROOT]:
     sys.path.insert(0, _ROOT)
+
+# In CI, property-based tests draw the same examples on every run: a red CI means a change
+# broke something, not that this run's dice found an old problem (run them undeterministic
+# locally to keep searching).
+if os.environ.get("CI"):
+    from hypothesis import settings
+
+    settings.register_profile("ci", derandomize=True, print_blob=True)
+    settings.load_profile("ci")
