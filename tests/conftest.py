@@ -18,8 +18,8 @@ if sys.path[:1] != [_ROOT]:
     sys.path.insert(0, _ROOT)
 
 # In CI, property-based tests draw the same examples on every run: a red CI means a change
-# broke something, not that this run's dice found an old problem (run them undeterministic
-# locally to keep searching).
+# broke something, not that this run's dice found an old problem. Locally they draw new
+# examples each run and keep searching.
 if os.environ.get("CI"):
     from hypothesis import settings
 
