@@ -23,7 +23,6 @@ shows. Settings never come from a `.env` file: each drill passes the rules it ne
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
 import io
 import itertools
@@ -35,23 +34,21 @@ import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session, col, select
 
+from benchmarks.common import DEFAULT_POSTGRES_URL, POSTGRES_ENV, postgres_database
 from core.conversation import Conversations
 from core.models import ChatLink, ChatState, ImportBatch, LedgerEntry, Member, Redemption, Source
 from core.service import IMPORT_COLUMNS, ImportRejected, PointsService
 from core.settings import Settings, load_settings
 from core.status import CATALOGUE, InputError, PointsError
 
-POSTGRES_ENV = "LOYALTY_TEST_POSTGRES_URL"
-DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 SECRET_KEY = "drill-secret-key-not-for-production"
 BOT_TOKEN = "7000000001:DRILL-token-never-logged"
 INSUFFICIENT = frozenset({818, 813})
@@ -86,22 +83,6 @@ def unreachable(url: str) -> str | None:
     except Exception as error:
         return f"{type(error).__name__}: {str(error).splitlines()[0][:120]}"
     return None
-
-
-@contextlib.contextmanager
-def postgres_database(base_url: str) -> Iterator[str]:
-    """A fresh database on the server of `base_url`, dropped afterwards whatever happens."""
-    base = make_url(base_url)
-    name = f"drill_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def engine_settings(url: str, **overrides: Any) -> Settings:
@@ -977,7 +958,8 @@ def fuzz_drill(url: str, examples: int = 200, seed: int = 3) -> Outcome:
     return outcome
 
 
-__all__ = ["STEPS", "UPDATE_KINDS", "BotRig", "Hostile", "Outcome", "bot_load", "bot_settings",
+__all__ = ["DEFAULT_POSTGRES_URL", "POSTGRES_ENV", "STEPS", "UPDATE_KINDS", "BotRig", "Hostile",
+           "Outcome", "bot_load", "bot_settings",
            "concurrent_redemptions", "crash_drill", "drill_mobile", "engine_settings",
            "fuzz_drill", "import_check", "members_csv", "money_snapshot", "postgres_base_url",
            "postgres_database", "reply_kind", "strategies", "unreachable", "violations"]
