@@ -4,10 +4,13 @@ on sys.path through its conftest)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
@@ -34,3 +37,20 @@ def postgres_database(base_url: str, prefix: str = "t") -> tuple[str, Callable[[
         admin.dispose()
 
     return base.set(database=name).render_as_string(hide_password=False), drop
+
+
+@contextlib.contextmanager
+def own_database(kind: str, directory: Path, filename: str = "loyalty.db") -> Iterator[str]:
+    """A database of a test's own: a SQLite file in `directory` (kind "sqlite"), or a fresh
+    database on PostgreSQL (kind "postgres"; the test is skipped without POSTGRES_ENV)."""
+    if kind == "sqlite":
+        yield f"sqlite:///{directory / filename}"
+        return
+    base = postgres_base_url()
+    if base is None:
+        pytest.skip(f"{POSTGRES_ENV} is not set")
+    url, drop = postgres_database(base)
+    try:
+        yield url
+    finally:
+        drop()

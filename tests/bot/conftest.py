@@ -8,12 +8,12 @@ needed here is duplicated in small.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from bot_harness import POSTGRES_ENV, Clock, World, postgres_database
+from bot_harness import Clock, World
+from throwaway_db import own_database
 
 from bot.settings import BotSettings
 
@@ -35,17 +35,8 @@ def clock() -> Clock:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database of this test's own: a SQLite file, or one on PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'loyalty.db'}"
-        return
-    base = os.environ.get(POSTGRES_ENV)
-    if not base:
-        pytest.skip(f"{POSTGRES_ENV} is not set")
-    url, drop = postgres_database(base)
-    try:
+    with own_database(request.param, tmp_path) as url:
         yield url
-    finally:
-        drop()
 
 
 @pytest.fixture

@@ -11,14 +11,12 @@ from pathlib import Path
 
 import pytest
 from points_harness import (
-    POSTGRES_ENV,
     Clock,
     Env,
-    postgres_base_url,
-    postgres_database,
     requires_postgres,
     sqlite_file_url,
 )
+from throwaway_db import own_database
 
 from core.settings import Settings
 
@@ -45,14 +43,8 @@ def sqlite_url(tmp_path: Path) -> str:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A database of this test's own on the PostgreSQL server, dropped afterwards."""
-    base = postgres_base_url()
-    if base is None:
-        pytest.skip(f"{POSTGRES_ENV} is not set")
-    url, drop = postgres_database(base)
-    try:
+    with own_database("postgres", Path()) as url:
         yield url
-    finally:
-        drop()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=[pytest.mark.postgres,

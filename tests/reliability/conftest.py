@@ -16,6 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bot"))
 
 from bot_harness import Clock, World
+from throwaway_db import own_database
 
 from benchmarks.drills import POSTGRES_ENV, postgres_database
 from bot.settings import BotSettings
@@ -46,10 +47,7 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database of this test's own: a SQLite file, or one on PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'loyalty.db'}"
-        return
-    with postgres_database(postgres_or_skip()) as url:
+    with own_database(request.param, tmp_path) as url:
         yield url
 
 

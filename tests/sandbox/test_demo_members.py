@@ -4,15 +4,15 @@ Seeding goes through the engine, keeps the ledger whole, and /reset gives the sa
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sandbox_support import POSTGRES_ENV, isolate, postgres_database
+from sandbox_support import isolate
 from telegram import Update
+from throwaway_db import own_database
 
 from bot import demo
 from bot.sandbox import build_sandbox_application, load_sandbox_settings, sandbox_overrides
@@ -31,17 +31,8 @@ ASHA = demo.DEMO_MEMBERS[0]
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The sandbox database: a SQLite file, or a database of its own on PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'sandbox.db'}"
-        return
-    base = os.environ.get(POSTGRES_ENV)
-    if not base:
-        pytest.skip(f"{POSTGRES_ENV} is not set")
-    url, drop = postgres_database(base)
-    try:
+    with own_database(request.param, tmp_path, "sandbox.db") as url:
         yield url
-    finally:
-        drop()
 
 
 @pytest.fixture
