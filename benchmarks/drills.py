@@ -464,6 +464,16 @@ def _crash_child(url: str, seed: int, ready: Any, done: Any) -> None:
         done.value += 1
 
 
+def _wait_for(condition: Callable[[], bool], seconds: float) -> bool:
+    """Poll `condition` until it holds (True) or `seconds` pass (False)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
 def crash_drill(url: str, kills: int = 20, seed: int = 11,
                 on_kill: Callable[[int, list[str]], None] | None = None) -> Outcome:
     """Kill a busy engine process with SIGKILL `kills` times at random moments (sometimes
@@ -488,6 +498,11 @@ def crash_drill(url: str, kills: int = 20, seed: int = 11,
             else:
                 if not ready.wait(timeout=120):
                     outcome.violations.append(f"kill {k}: the engine did not start again")
+                # Killed only once it has got work done since it started, however slow
+                # the machine: the count of operations between kills does not depend on
+                # the load (it did, and the test asserting progress failed at random).
+                if not _wait_for(lambda before=done.value: done.value >= before + 2, 120):
+                    outcome.violations.append(f"kill {k}: the engine did no work in 120 s")
                 time.sleep(rng.uniform(0.02, 0.6))
             alive = child.is_alive()
             child.kill()
