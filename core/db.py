@@ -6,13 +6,19 @@ write lock at `BEGIN IMMEDIATE`, so a transaction that reads a balance and then 
 cannot be overtaken. PostgreSQL: READ COMMITTED with the member row locked
 (`SELECT ... FOR UPDATE`) by whoever changes that member's points.
 
-A transient failure (database locked, serialization failure, deadlock, lost connection)
-rolls the whole unit back and runs it again, at most DB_RETRY_ATTEMPTS times; after that
-the caller gets a "try again later" code. A unit either commits whole or not at all.
+A transient failure (database locked, serialization failure, deadlock, lost connection, a
+database that cannot be reached) rolls the whole unit back and runs it again, at most
+DB_RETRY_ATTEMPTS times; after that the caller gets a "try again later" code (815, or 889
+for points coming in). A unit either commits whole or not at all. A database URL that does
+not parse is refused with 888.
+
+Migrations run only when the schema is behind: the current revision is read first, in a
+read transaction (no write lock), so a read command answers while another process writes.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import threading
@@ -22,8 +28,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    NoSuchModuleError,
+    OperationalError,
+)
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
@@ -38,8 +50,39 @@ _RETRY_SQLSTATES = {"40001", "40P01", "55P03", "08000", "08003", "08006", "57P01
 _MIGRATION_LOCK = 727_001  # a PostgreSQL advisory lock id for migrations
 
 
+# The databases the engine runs on (its locking and migrations are written for these).
+DIALECTS = ("sqlite", "postgresql")
+URL_EXAMPLES = "sqlite:///loyalty.db or postgresql+psycopg://user:password@host/loyalty"
+
+
 class Retry(Exception):
     """Raised inside a unit of work to have it run again from the start."""
+
+
+class Unreachable(Retry):
+    """The database could not be opened or connected to (a transient failure: it may be
+    back on the next attempt)."""
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` is not a database URL the engine can use, or None. Never echoes the URL
+    (it may hold a password)."""
+    try:
+        parsed = make_url(url.strip())
+    except (ArgumentError, ValueError, TypeError) as error:
+        reason = "the port is not a number" if "int()" in str(error) else "it does not parse"
+        return f"not a database URL ({reason}); expected {URL_EXAMPLES}"
+    if parsed.get_backend_name() not in DIALECTS:
+        return (f"database {parsed.get_backend_name()!r} is not supported; expected "
+                f"{URL_EXAMPLES}")
+    try:
+        parsed.get_dialect().import_dbapi()
+    except NoSuchModuleError:
+        return f"no database driver {parsed.drivername!r}; expected {URL_EXAMPLES}"
+    except ImportError as error:
+        return (f"the driver of {parsed.drivername!r} is not installed ({error.name}); "
+                f"expected {URL_EXAMPLES}")
+    return None
 
 
 def is_transient(error: BaseException) -> bool:
@@ -60,6 +103,9 @@ class Database:
     """One database: its engine, its units of work, its migrations."""
 
     def __init__(self, url: str, *, retries: int = 5, pool: bool = True) -> None:
+        problem = url_problem(url)
+        if problem is not None:
+            raise PointsError(888, f"DATABASE_URL: {problem}")
         self.url = url
         self.retries = retries
         self.is_sqlite = url.startswith("sqlite")
@@ -103,6 +149,12 @@ class Database:
         """One transaction: committed when the block ends, rolled back if it raises."""
         engine = self._write_engine if write else self.engine
         with Session(engine, expire_on_commit=False) as session, session.begin():
+            try:
+                session.connection()  # connect and begin here, to tell "unreachable" apart
+            except DBAPIError as error:
+                if is_transient(error):
+                    raise
+                raise Unreachable(_reason(error)) from error
             yield session
 
     def run(self, unit: Callable[[Session], T], *, write: bool = True,
@@ -130,39 +182,92 @@ class Database:
                 if not is_transient(error):
                     raise
                 log.warning("transient database failure (attempt %d of %d): %s",
-                            attempt, self.retries, type(error).__name__)
+                            attempt, self.retries, _reason(error))
                 if attempt == self.retries:
-                    raise PointsError(transient_code, "the database is busy") from error
+                    raise _refusal(transient_code, error) from error
             time.sleep(min(0.5, 0.01 * 2 ** attempt) * (0.5 + random.random()))
         raise AssertionError("unreachable")
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest migration (safe to call from several processes)."""
+    def migrate(self, *, transient_code: int = 815) -> None:
+        """Bring the schema to the newest migration (safe to call from several processes).
+
+        The current revision is compared with the newest one first, in a read transaction:
+        when the schema is up to date (the usual case) no write lock is taken."""
         with self._lock:
             if self._migrated:
                 return
-            from alembic import command
-            from alembic.config import Config
+            if self.revision_behind(transient_code=transient_code):
+                try:
+                    self._upgrade()
+                except DBAPIError as error:
+                    log.warning("migration failed: %s", _reason(error))
+                    if not (is_transient(error) or _connecting(error)):
+                        raise
+                    raise _refusal(transient_code, error) from error
+            self._migrated = True
 
-            config = Config()
-            config.set_main_option("script_location", str(MIGRATIONS))
-            engine = self._write_engine if self.is_sqlite else self.engine
-            with engine.connect() as connection:
+    def revision_behind(self, *, transient_code: int = 815) -> bool:
+        """Whether the schema is older than the newest migration (a read; no write lock)."""
+        from alembic.runtime.migration import MigrationContext
+
+        heads = set(_scripts().get_heads())
+
+        def unit(session: Session) -> bool:
+            context = MigrationContext.configure(session.connection())
+            return set(context.get_current_heads()) != heads
+        return self.run(unit, write=False, transient_code=transient_code)
+
+    def _upgrade(self) -> None:
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        engine = self._write_engine if self.is_sqlite else self.engine
+        with engine.connect() as connection:
+            if not self.is_sqlite:
+                connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
+                connection.commit()
+            try:
+                # On SQLite this begins IMMEDIATE: one process migrates, the others wait.
+                with connection.begin():
+                    config.attributes["connection"] = connection
+                    command.upgrade(config, "head")
+            finally:
                 if not self.is_sqlite:
-                    connection.execute(text("SELECT pg_advisory_lock(:k)"),
+                    connection.execute(text("SELECT pg_advisory_unlock(:k)"),
                                        {"k": _MIGRATION_LOCK})
                     connection.commit()
-                try:
-                    # On SQLite this begins IMMEDIATE: one process migrates, the others wait.
-                    with connection.begin():
-                        config.attributes["connection"] = connection
-                        command.upgrade(config, "head")
-                finally:
-                    if not self.is_sqlite:
-                        connection.execute(text("SELECT pg_advisory_unlock(:k)"),
-                                           {"k": _MIGRATION_LOCK})
-                        connection.commit()
-            self._migrated = True
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@functools.cache
+def _scripts() -> Any:
+    """The migration scripts (read once per process)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(MIGRATIONS))
+
+
+def _reason(error: BaseException) -> str:
+    """The driver's own words for a failure, on one line (no SQL, no parameters)."""
+    if isinstance(error, Unreachable):
+        return str(error)
+    cause = getattr(error, "orig", None) or error
+    words = " ".join(str(cause).split())
+    return f"{type(cause).__name__}: {words}"[:300] if words else type(cause).__name__
+
+
+def _connecting(error: BaseException) -> bool:
+    """A failure to open or connect to the database (before any statement ran)."""
+    return isinstance(error, DBAPIError) and error.statement is None
+
+
+def _refusal(code: int, error: BaseException) -> PointsError:
+    """The "try again later" answer: a short detail anyone may see (a member in the chat),
+    and the driver's words as the `cause` fact, for the operator's command line."""
+    unreachable = isinstance(error, Unreachable) or _connecting(error)
+    detail = "the database cannot be reached" if unreachable else "the database is busy"
+    return PointsError(code, detail, cause=_reason(error))

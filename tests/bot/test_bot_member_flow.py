@@ -4,10 +4,23 @@ API, a real database."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
-from bot_harness import ASHA, CAMPAIGN, NON_LOYALTY, RAVI, World, telegram_phone, text_of
+from bot_harness import (
+    ASHA,
+    CAMPAIGN,
+    NON_LOYALTY,
+    RAVI,
+    Clock,
+    World,
+    telegram_phone,
+    text_of,
+)
+from throwaway_db import own_database
+
+from core.status import message
 
 
 async def test_the_whole_happy_path(world: World) -> None:
@@ -324,3 +337,56 @@ async def test_engine_calls_never_run_on_the_event_loop(
     assert replies[-1].text.startswith("800 ")
     await chat.say("/history")
     assert calls > 20 and on_loop == []
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_a_database_that_cannot_be_reached_answers_815_in_the_chat(
+        kind: str, tmp_path: Path, clock: Clock) -> None:
+    """The database goes away under a running bot (SQLite: its directory is gone;
+    PostgreSQL: it refuses connections, and the open ones are closed): the member gets 815
+    and its message, not a generic error, and the bot carries on once it is back."""
+    from sqlalchemy import create_engine, make_url, text
+    from sqlalchemy.pool import NullPool
+
+    home = tmp_path / "data"
+    home.mkdir()
+    with own_database(kind, home) as url:
+        world = World(url, clock)
+        try:
+            chat = await world.chat(db_retry_attempts=2)
+            await chat.link()
+            admin = create_engine(make_url(url).set(database="postgres"),
+                                  isolation_level="AUTOCOMMIT", poolclass=NullPool)
+
+            def reachable(yes: bool) -> None:
+                if kind == "sqlite":
+                    if yes:
+                        home.unlink()
+                        (tmp_path / "moved").rename(home)
+                    else:
+                        home.rename(tmp_path / "moved")
+                        home.write_text("not a directory any more")
+                else:
+                    name = make_url(url).database
+                    with admin.connect() as connection:
+                        connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS '
+                                                f"{'true' if yes else 'false'}"))
+                        if not yes:
+                            connection.execute(text(
+                                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                "WHERE datname = :name"), {"name": name})
+                for service in world.services:
+                    service.db.dispose()  # its open connections are gone too
+
+            reachable(False)
+            try:
+                replies = await chat.say("/balance")
+            finally:
+                reachable(True)
+                admin.dispose()
+            assert replies[-1].text.startswith(f"815 {message(815)}"), replies[-1].text
+            assert "the database cannot be reached" in replies[-1].text
+            replies = await chat.say("/balance")
+            assert "2,000" in text_of(replies)
+        finally:
+            await world.close()
