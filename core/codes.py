@@ -15,6 +15,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -115,7 +116,11 @@ def verify(session: Session, settings: Settings, member: Member, points: int, co
         raise PointsError(808, f"the validation code was issued for {record.points} points, "
                                f"not {points}", reason="amount", code_points=record.points)
     expected = derive(settings, member.id, points, record.nonce)
-    if pyotp.utils.strings_equal(code.strip(), expected):
+    # Compared as pyotp does (NFKC: full-width digits count), but only short ASCII text
+    # can match: anything else (a lone surrogate, another script) is a wrong code.
+    entered = code.strip()
+    entered = unicodedata.normalize("NFKC", entered) if len(entered) <= 64 else ""
+    if entered.isascii() and pyotp.utils.strings_equal(entered, expected):
         return record
     record.attempts += 1
     left = settings.otp_max_attempts - record.attempts

@@ -13,14 +13,16 @@ import csv
 import hashlib
 import io
 import logging
+import re
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import func
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from core import codes, ledger, rules
@@ -443,7 +445,15 @@ class PointsService:
                 codes.use(session, record, redemption.id)
             return self._result(redemption)
 
-        return self.db.run(unit)
+        try:
+            return self.db.run(unit)
+        except SQLAlchemyError as error:
+            # Not transient (those answer 815): nothing was written. The error id is what
+            # the caller is shown and what staff search the log for.
+            error_id = new_id("E")
+            log.error("redemption failed on a database error, error id %s (reference %s)",
+                      error_id, reference, exc_info=True)
+            raise PointsError(903, f"error id {error_id}", error_id=error_id) from error
 
     def _redemption_time(self, value: str | datetime | None) -> datetime | None:
         if value is None or (isinstance(value, str) and not value.strip()):
@@ -468,15 +478,21 @@ class PointsService:
 
     # -- reversal
 
-    def revert(self, identifier: str, transaction_number: str, points: object, *,
-               staff: str | None = None, reason: str | None = None) -> ReversalResult:
-        """Give back all the points redeemed on a transaction number (810, 811, 812, 814)."""
-        amount = rules.parse_points(points)
-        ident = self.identify(identifier)
+    def revert(self, identifier: str | None, transaction_number: str, points: object = None,
+               *, staff: str | None = None, reason: str | None = None) -> ReversalResult:
+        """Give back all the points redeemed on a transaction number (810, 811, 812, 814).
+
+        `points`, when given, must be what is left to revert (810 otherwise); None reverts
+        all of it. `identifier` None: the member who redeemed on the transaction number."""
+        amount = None if points is None or points == "" else rules.parse_points(points)
+        ident = None if identifier is None else self.identify(identifier)
         txn = _text(transaction_number, "the transaction number", code=811)
 
         def unit(session: Session) -> ReversalResult:
-            member = ledger.find_member(session, ident, lock=True)
+            if ident is None:
+                member = ledger.lock(session, self._owner(session, txn))
+            else:
+                member = ledger.find_member(session, ident, lock=True)
             redemptions = session.exec(select(Redemption).where(
                 Redemption.member_id == member.id, Redemption.transaction_number == txn)
                 .order_by(col(Redemption.created_at))).all()
@@ -488,7 +504,7 @@ class PointsService:
             remaining = sum(r.points - r.points_reversed for r in redemptions)
             if remaining == 0:
                 raise PointsError(812)
-            if amount != remaining:
+            if amount is not None and amount != remaining:
                 raise PointsError(810, f"{remaining} points can be reverted on {txn}, "
                                        f"not {amount}", remaining=remaining)
             return self._reverse(session, member, [(r, r.points - r.points_reversed)
@@ -496,18 +512,23 @@ class PointsService:
                                                    < r.points], "revert", staff, reason)
         return self.db.run(unit)
 
+    @staticmethod
+    def _owner(session: Session, txn: str) -> int:
+        """The id of the one member who redeemed on `txn`; 811 for nobody or several."""
+        owners = session.exec(select(Redemption.member_id).where(
+            Redemption.transaction_number == txn).distinct().limit(2)).all()
+        if len(owners) != 1:
+            raise PointsError(811, "several members redeemed on this transaction number; "
+                                   "name the member" if owners else "")
+        return owners[0]
+
     def member_of_transaction(self, transaction_number: str) -> MemberView:
         """The member who redeemed on `transaction_number`, for a revert that names only the
         transaction; 811 when nobody did, or when several members did (name the member)."""
         txn = _text(transaction_number, "the transaction number", code=811)
 
         def unit(session: Session) -> MemberView:
-            owners = session.exec(select(Redemption.member_id).where(
-                Redemption.transaction_number == txn).distinct().limit(2)).all()
-            if len(owners) != 1:
-                raise PointsError(811, "several members redeemed on this transaction number; "
-                                       "name the member" if owners else "")
-            member = session.get(Member, owners[0])
+            member = session.get(Member, self._owner(session, txn))
             assert member is not None
             return view(member)
         return self.db.run(unit, write=False)
@@ -848,13 +869,29 @@ def _count(value: str, what: str) -> int:
     return int(text)
 
 
+_AMOUNT = re.compile(r"-?(\d+(\.\d*)?|\.\d+)")
+_EXPONENT = re.compile(r"-?(\d+(\.\d*)?|\.\d+)[eE][-+]?\d+")
+
+
 def _money(value: object, what: str) -> Decimal:
-    try:
-        money = Decimal(str(value).strip().replace(",", ""))
-    except InvalidOperation:
-        raise InputError(f"{what} {value!r} is not an amount of money") from None
-    if not money.is_finite() or money.as_tuple().exponent < -2 or abs(money) >= 10**12:  # type: ignore[operator]
-        raise InputError(f"{what} {value!r} is not an amount of money (up to two decimals)")
+    """An amount of money as people write it: digits, commas between thousands if wanted,
+    at most two decimals (2500, 2,500.50). Exponent notation (1e3), NaN and Infinity are
+    refused, each with the reason."""
+    if isinstance(value, Decimal | int) and not isinstance(value, bool):
+        text = format(value, "f") if isinstance(value, int) or value.is_finite() else "nan"
+    else:
+        text = str(value).strip().replace(",", "")
+    if not _AMOUNT.fullmatch(text):
+        if _EXPONENT.fullmatch(text):
+            raise InputError(f"{what} {value!r} is in exponent notation: write it in digits "
+                             "(1000.00, not 1e3)")
+        raise InputError(f"{what} {value!r} is not an amount of money: write digits with at "
+                         "most two decimals (2500.00)")
+    money = Decimal(text)
+    if money.as_tuple().exponent < -2:  # type: ignore[operator]
+        raise InputError(f"{what} {value!r} has more than two decimals")
+    if abs(money) >= 10**12:
+        raise InputError(f"{what} {value!r} is too large (less than 10^12)")
     return money.quantize(Decimal("0.01"))
 
 

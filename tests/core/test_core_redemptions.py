@@ -148,6 +148,36 @@ def test_revert_refusals(env: Env) -> None:
     assert service.audit() == []
 
 
+def test_revert_all_that_is_left_and_by_transaction_number_alone(env: Env) -> None:
+    """No points: all that is left on the transaction; no member: whoever redeemed on it."""
+    service, who = setup(env)
+    done = redeem(service, who, 300, txn="BILL-A", ref="EA")
+    service.reverse(done.redemption_id, 100)
+    result = service.revert(who, "BILL-A")
+    assert (result.points_reversed, result.balance) == (200, 1000)
+    redeem(service, who, 400, txn="BILL-B", ref="EB")
+    assert service.revert(None, "BILL-B", 400).balance == 1000
+    assert refused(lambda: service.revert(None, "BILL-B")).code == 812
+    assert refused(lambda: service.revert(None, "BILL-NONE")).code == 811
+    assert service.audit() == []
+
+
+def test_a_code_with_a_lone_surrogate_is_a_wrong_code(env: Env) -> None:
+    """Text no code can be (here a lone surrogate, which cannot even be encoded) answers
+    808 and counts as a wrong attempt, on a check and on a redemption."""
+    service = env.service()
+    who = env.add_member(service, points=1000).mobile
+    assert who is not None
+    service.issue_validation_code(who, 200)
+    checked = refused(lambda: service.is_redeemable(who, 200, "12\ud80034"))
+    assert (checked.code, checked.facts["attempts_left"]) == (808, 4)
+    wrong = refused(lambda: redeem(service, who, 200, code="\udfff" * 6))
+    assert (wrong.code, wrong.facts["attempts_left"]) == (808, 3)
+    done = redeem(service, who, 200, code=env.sender.last_code())
+    assert done.balance == 800
+    assert service.audit() == []
+
+
 def test_reverse_by_id_in_full(env: Env) -> None:
     service, who = setup(env)
     done = redeem(service, who, 300, ref="EXT-F")

@@ -8,6 +8,7 @@ the refusal; the test checks its code (and, where the seed asks for it, the mess
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -42,7 +43,6 @@ CANNOT_ARISE: dict[int, str] = {
     894: "every transient failure of a redemption answers 815",
     895: "this service is the loyalty program",
     898: "every transient failure of a redemption answers 815",
-    903: "a generic failure where this system has a precise code",
     3045: "the same fraud refusal as 809",
 }
 
@@ -395,6 +395,9 @@ def _bad_setting_value(env: Env) -> PointsError:
         assert next(iter(bad)).upper() in error.detail  # the message names the setting
     memory = refusal(lambda: Database("sqlite:///:memory:"))
     assert memory.code == 888
+    for url in ("nonsense", "oracle://db/x", "postgresql://u:pw@h:port/x", "postgresql+x://h"):
+        error = refusal(lambda url=url: Database(url))
+        assert error.code == 888 and error.detail.startswith("DATABASE_URL: "), url
     return refusal(lambda: load_settings(database_url=env.url, earn_rate="fast"))
 
 
@@ -561,6 +564,48 @@ def _database_stays_locked_while_issuing(env: Env) -> PointsError:
     return error
 
 
+@scenario(903)
+def _database_error_while_redeeming(env: Env) -> PointsError:
+    """A database error that no retry mends (a table gone): 903 with an error id that the
+    log line carries too; nothing was written."""
+    service = env.service(validation_code_required=False)
+    who = env.add_member(service, points=900).mobile
+    assert who is not None
+    admin = create_engine(env.url, poolclass=NullPool)
+    rename = 'ALTER TABLE {} RENAME TO {}'
+    try:
+        with admin.begin() as connection:
+            connection.execute(text(rename.format("redemption", "redemption_gone")))
+        with _captured("core.service") as records:
+            error = refusal(lambda: redeem(service, who, 200, external_reference="REF-903"))
+        with admin.begin() as connection:
+            connection.execute(text(rename.format("redemption_gone", "redemption")))
+    finally:
+        admin.dispose()
+    error_id = error.facts["error_id"]
+    assert error.detail == f"error id {error_id}"
+    assert [r.levelname for r in records if error_id in r.getMessage()] == ["ERROR"]
+    assert service.balance(who).current_points == 900
+    assert redeem(service, who, 200, external_reference="REF-903").balance == 700
+    return error
+
+
+@contextmanager
+def _captured(logger: str) -> Iterator[list[logging.LogRecord]]:
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep(logging.ERROR)
+    logging.getLogger(logger).addHandler(handler)
+    try:
+        yield records
+    finally:
+        logging.getLogger(logger).removeHandler(handler)
+
+
 def test_transient_failure_that_clears_is_retried(sqlite_env: Env,
                                                   caplog: pytest.LogCaptureFixture) -> None:
     """A lock released while the retries run: the redemption goes through, once."""
@@ -601,6 +646,19 @@ def test_every_reachable_code_has_a_scenario() -> None:
     reachable = set(CATALOGUE) - set(CANNOT_ARISE) - {SUCCESS}
     assert set(SCENARIOS) == reachable
     assert not set(SCENARIOS) & set(CANNOT_ARISE)
+
+
+def test_the_status_code_page_says_which_codes_cannot_arise() -> None:
+    """docs/status-codes.md and CANNOT_ARISE agree: a code that now arises (903) is
+    documented with when it does."""
+    import re
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "status-codes.md").read_text()
+    documented: set[int] = set()
+    for codes, when in re.findall(r"^\| ([\d, ]+) \| (.*?) \|", page, re.MULTILINE):
+        if when.startswith("cannot arise"):
+            documented |= {int(code) for code in codes.split(",")}
+    assert documented == set(CANNOT_ARISE)
 
 
 def test_success_is_800(env: Env) -> None:
