@@ -2,30 +2,87 @@
 
 Points in (earn, import, goodwill), the operations of the points API (member, isredeemable,
 validationcode, redeem, revert, reverse, history), the status code catalogue, the ledger
-audit, and `run`, which starts the Telegram bot. A refusal prints its status code and
-message and exits 1; input no code covers exits 2 with a short explanation.
+audit, and `run`, which starts the Telegram bot.
+
+Exit codes: 0 success; 1 a refusal, with its status code and message on one line (a
+database that cannot be reached or stays locked is 815, 889 for points coming in; a bad
+setting 888 or 899), or an import file refused for its bad rows; 2 wrong usage (typer's
+own errors, and input no status code covers, such as an amount of money that does not
+parse). Never a traceback, unless `-v` asks for one. Negative numbers are values, not
+options: `isredeemable X -100` answers 801.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
+import traceback
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperCommand
+from typer.models import CommandFunctionType
 
 from core.delivery import CodeMessage, RecordingSender
-from core.service import PointsService
+from core.service import ImportRejected, PointsService
 from core.settings import load_settings
 from core.status import CATALOGUE, InputError, PointsError, message
 
-app = typer.Typer(help="Loyalty points: the engine's operations for staff and scripts, and "
-                       "the Telegram bot.", no_args_is_help=True, add_completion=False)
 T = TypeVar("T")
+# A token that is a negative number (or looks like one: "-1.5"), never an option.
+_NEGATIVE = re.compile(r"-[0-9.]")
+
+
+def negatives_as_values(args: list[str], params: Sequence[Any]) -> list[str]:
+    """`args` with every negative number moved behind "--", so that click takes it as a
+    value: options (and their values) first, in order, then the values, in order."""
+    if not any(_NEGATIVE.match(arg) for arg in args):
+        return args
+    takes_value = {name: not (param.is_flag or param.count)
+                   for param in params if param.param_type_name == "option"
+                   for name in (*param.opts, *param.secondary_opts)}
+    options: list[str] = []
+    values: list[str] = []
+    rest = list(args)
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--":
+            values += rest
+            break
+        if arg in takes_value:
+            options.append(arg)
+            if takes_value[arg] and rest:
+                options.append(rest.pop(0))
+        elif arg.startswith("-") and not _NEGATIVE.match(arg):
+            options.append(arg)  # --name=value, or an unknown option click will name
+        else:
+            values.append(arg)
+    return [*options, "--", *values]
+
+
+class Command(TyperCommand):
+    """A command whose negative numbers are values (`redeem X -100` answers 801)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, negatives_as_values(args, self.get_params(ctx)))
+
+
+class Cli(typer.Typer):
+    """The app: every command is a `Command`."""
+
+    def command(self, name: str | None = None, **kwargs: Any
+                ) -> Callable[[CommandFunctionType], CommandFunctionType]:
+        kwargs.setdefault("cls", Command)
+        return super().command(name, **kwargs)
+
+
+app = Cli(help="Loyalty points: the engine's operations for staff and scripts, and the "
+               "Telegram bot.", no_args_is_help=True, add_completion=False)
 
 
 class PrintingSender(RecordingSender):
@@ -37,35 +94,73 @@ class PrintingSender(RecordingSender):
         return "log"
 
 
-def service() -> PointsService:
-    return PointsService(load_settings(), senders=[PrintingSender("log")])
+def service(transient_code: int = 815) -> PointsService:
+    """The engine on DATABASE_URL; a database that cannot be reached (or stays locked)
+    while it starts answers `transient_code`."""
+    try:
+        return PointsService(load_settings(), senders=[PrintingSender("log")])
+    except PointsError as error:
+        if error.code != 815 or transient_code == 815:
+            raise
+        raise PointsError(transient_code, error.detail, **error.facts) from error.__cause__
+
+
+class Options:
+    """The global options of this run (set by `main`)."""
+
+    verbose = False
 
 
 @contextmanager
 def answers() -> Iterator[None]:
-    """Turn refusals into their code and message, and a non-zero exit."""
+    """Turn refusals into their code and message on one line, and a non-zero exit (the
+    traceback behind them too, with -v)."""
     try:
         yield
     except PointsError as error:
-        typer.echo(str(error), err=True)
+        if Options.verbose and error.__cause__ is not None:
+            typer.echo("".join(traceback.format_exception(error)), err=True, nl=False)
+        cause = error.facts.get("cause")  # the database driver's words, for the operator
+        typer.echo(f"{error}: {cause}" if cause else str(error), err=True)
         raise typer.Exit(1) from None
     except InputError as error:
         typer.echo(f"error: {error}", err=True)
         for line in getattr(error, "errors", []):
             typer.echo(f"  {line}", err=True)
-        raise typer.Exit(2) from None
+        # A file refused for its rows is a refusal; other bad input is wrong usage.
+        raise typer.Exit(1 if isinstance(error, ImportRejected) else 2) from None
 
 
-def run(action: Callable[[PointsService], T]) -> T:
+def run(action: Callable[[PointsService], T], *, transient_code: int = 815) -> T:
     with answers():
-        return action(service())
+        return action(service(transient_code))
     raise AssertionError("unreachable")
 
 
+class BriefFormatter(logging.Formatter):
+    """Log lines without tracebacks (they are for -v)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.exc_info or record.exc_text:
+            record = logging.makeLogRecord({**record.__dict__, "exc_info": None,
+                                            "exc_text": None})
+        return super().format(record)
+
+
 @app.callback()
-def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def main(verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="log more, and show the traceback behind a failure")] = False,
+         ) -> None:
+    Options.verbose = verbose
+    root = logging.getLogger()
+    if not root.handlers:  # a host that configured logging (a test runner) keeps its own
+        handler = logging.StreamHandler()
+        kind = logging.Formatter if verbose else BriefFormatter
+        handler.setFormatter(kind("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.INFO if verbose else logging.WARNING)
+        # Retries are worth a line only with -v: the answer says how it ended.
+        logging.getLogger("core.db").setLevel(logging.NOTSET if verbose else logging.ERROR)
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
@@ -76,8 +171,15 @@ def codes() -> None:
         typer.echo(f"{code} {message(code)}")
 
 
+MEMBER_HELP = "the member: mobile, email or external id"
+POINTS_HELP = "points: a positive whole number"
+Member = Annotated[str, typer.Argument(help=MEMBER_HELP, show_default=False)]
+Points = Annotated[str, typer.Argument(help=POINTS_HELP, show_default=False)]
+Staff = Annotated[str, typer.Option("--staff", help="who does it (recorded)")]
+
+
 @app.command()
-def member(identifier: str) -> None:
+def member(identifier: Member) -> None:
     """Show a member's profile and balance."""
     balance = run(lambda s: s.balance(identifier))
     m = balance.member
@@ -91,15 +193,17 @@ def member(identifier: str) -> None:
 
 
 @app.command()
-def isredeemable(identifier: str, points: str,
-                 code: Annotated[str | None, typer.Option("--code")] = None) -> None:
+def isredeemable(identifier: Member, points: Points,
+                 code: Annotated[str | None, typer.Option(
+                     "--code", help="a validation code to check (not used up)")] = None,
+                 ) -> None:
     """Check whether POINTS can be redeemed by the member now."""
     result = run(lambda s: s.is_redeemable(identifier, points, code))
     typer.echo(f"{result.status} ({result.points} points worth {result.points_redeem_value})")
 
 
 @app.command()
-def validationcode(identifier: str, points: str) -> None:
+def validationcode(identifier: Member, points: Points) -> None:
     """Issue a validation code for POINTS (printed here: the CLI's channel is the log)."""
     issued = run(lambda s: s.issue_validation_code(identifier, points))
     typer.echo(f"{issued.message} ({issued.sends_left} resends left, valid until "
@@ -108,12 +212,13 @@ def validationcode(identifier: str, points: str) -> None:
 
 @app.command()
 def redeem(
-    identifier: str, points: str,
+    identifier: Member, points: Points,
+    transaction: Annotated[str, typer.Option(
+        "--transaction", help="the transaction number (the bill)", show_default=False)],
     code: Annotated[str | None, typer.Option("--code", help="the validation code")] = None,
-    transaction: Annotated[str, typer.Option("--transaction", help="the bill number")] = "",
     reference: Annotated[str, typer.Option(
         "--reference", help="external reference number (idempotency key)")] = "",
-    notes: Annotated[str, typer.Option("--notes")] = "",
+    notes: Annotated[str, typer.Option("--notes", help="kept with the redemption")] = "",
     time: Annotated[str | None, typer.Option("--time", help="YYYY-MM-DD HH:MM:SS")] = None,
 ) -> None:
     """Redeem POINTS with the validation code the member received."""
@@ -130,18 +235,31 @@ def redeem(
 
 
 @app.command()
-def revert(identifier: str, transaction: str, points: str,
-           staff: Annotated[str, typer.Option("--staff")] = "cli") -> None:
-    """Give back the points redeemed on a transaction number (all of them)."""
+def revert(transaction: Annotated[str, typer.Argument(
+               help="the transaction number redeemed on", show_default=False)],
+           points: Annotated[str | None, typer.Argument(
+               help="what is left to revert on it (checked); default: all of it",
+               show_default=False)] = None,
+           identifier: Annotated[str | None, typer.Argument(
+               help=f"{MEMBER_HELP}; default: whoever redeemed on it",
+               show_default=False)] = None,
+           staff: Staff = "cli") -> None:
+    """Give back all the points redeemed on a transaction number (as /revert in the chat)."""
     result = run(lambda s: s.revert(identifier, transaction, points, staff=staff))
     typer.echo(f"reverted {result.points_reversed} points ({', '.join(result.reversal_ids)}); "
                f"current points now {result.balance}")
 
 
 @app.command()
-def reverse(redemption: str, points: Annotated[str | None, typer.Argument()] = None,
-            identifier: Annotated[str | None, typer.Option("--member")] = None,
-            staff: Annotated[str, typer.Option("--staff")] = "cli") -> None:
+def reverse(redemption: Annotated[str, typer.Argument(
+                help="the redemption id or its external reference number",
+                show_default=False)],
+            points: Annotated[str | None, typer.Argument(
+                help="how many to reverse; default: all that is left",
+                show_default=False)] = None,
+            identifier: Annotated[str | None, typer.Option(
+                "--member", help=f"{MEMBER_HELP}, checked against the redemption's")] = None,
+            staff: Staff = "cli") -> None:
     """Reverse a redemption (by id or external reference), all that is left or POINTS."""
     result = run(lambda s: s.reverse(redemption, points, identifier=identifier, staff=staff))
     typer.echo(f"reversed {result.points_reversed} points ({result.reversal_ids[0]}); "
@@ -149,7 +267,8 @@ def reverse(redemption: str, points: Annotated[str | None, typer.Argument()] = N
 
 
 @app.command()
-def history(identifier: str, limit: Annotated[int, typer.Option("--limit")] = 20) -> None:
+def history(identifier: Member, limit: Annotated[int, typer.Option(
+        "--limit", min=1, help="how many lines at most (1 or more)")] = 20) -> None:
     """Redemptions and reversals, newest first."""
     items = run(lambda s: s.history(identifier, limit))
     if not items:
@@ -165,18 +284,24 @@ def history(identifier: str, limit: Annotated[int, typer.Option("--limit")] = 20
 
 
 @app.command()
-def earn(identifier: str, bill: str, amount: str) -> None:
+def earn(identifier: Member,
+         bill: Annotated[str, typer.Argument(help="the bill number (once per bill)",
+                                             show_default=False)],
+         amount: Annotated[str, typer.Argument(
+             help="the purchase amount: digits, at most two decimals, no exponent "
+                  "(2500.00)", show_default=False)]) -> None:
     """Loyalty Manager: record a purchase on BILL; issues points at EARN_RATE, once per bill."""
-    result = run(lambda s: s.earn(identifier, bill, amount))
+    result = run(lambda s: s.earn(identifier, bill, amount), transient_code=889)
     again = " (bill already recorded: nothing more issued)" if result.replayed else ""
     typer.echo(f"issued {result.points} points on bill {bill}{again}; current points now "
                f"{result.balance}")
 
 
 @app.command("import")
-def import_(file: Path) -> None:
+def import_(file: Annotated[Path, typer.Argument(
+        help="a CSV file with the columns of the README", show_default=False)]) -> None:
     """Data Import: members and balances from a CSV file (all rows or none)."""
-    result = run(lambda s: s.import_file(file))
+    result = run(lambda s: s.import_file(file), transient_code=889)
     if result.already_imported:
         typer.echo(f"{file.name} was already imported (batch {result.batch_id}): "
                    "nothing changed")
@@ -186,11 +311,14 @@ def import_(file: Path) -> None:
 
 
 @app.command()
-def goodwill(identifier: str, points: str,
-             reason: Annotated[str, typer.Option("--reason", help="why (required)")],
-             staff: Annotated[str, typer.Option("--staff", help="who gives them")]) -> None:
+def goodwill(identifier: Member, points: Points,
+             reason: Annotated[str, typer.Option("--reason", help="why (required)",
+                                                 show_default=False)],
+             staff: Annotated[str, typer.Option("--staff", help="who gives them",
+                                                show_default=False)]) -> None:
     """Member Care: issue goodwill points, recorded with who and why."""
-    result = run(lambda s: s.goodwill(identifier, points, reason=reason, staff=staff))
+    result = run(lambda s: s.goodwill(identifier, points, reason=reason, staff=staff),
+                 transient_code=889)
     typer.echo(f"issued {result.points} goodwill points ({result.reference}); current points "
                f"now {result.balance}")
 

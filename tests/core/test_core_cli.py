@@ -1,6 +1,8 @@
 """The `loyalty-bot` command line on a real database (DATABASE_URL): points in, the points
 API's operations, the catalogue and the audit. A refusal prints its code and message and
-exits 1; input no code covers (a bad import file) exits 2 and lists what is wrong.
+exits 1, as does an import file refused for its bad rows (each listed); wrong usage exits
+2. A database that does not parse, cannot be reached or stays locked answers its status
+code in one line, never a traceback (unless -v).
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ def test_the_commands_end_to_end(db_url: str, tmp_path: Path) -> None:
 
     assert "reversed 50 points" in cli("reverse", redemption_id.group(1), "50",
                                        "--member", ASHA).stdout
-    assert "current points now 1000" in cli("revert", ASHA, "BILL-1", "150").stdout
+    assert "current points now 1000" in cli("revert", "BILL-1", "150", ASHA).stdout
 
     history = cli("history", ASHA).stdout.splitlines()
     assert len(history) == 3
@@ -121,7 +123,7 @@ def test_failures_print_code_and_message_and_exit_nonzero(db_url: str,
         (("redeem", ASHA, "200", "--transaction", "B", "--reference", "R"), 824),
         (("redeem", ASHA, "200", "--code", "123456", "--transaction", "B"), 808),
         (("redeem", ASHA, "200", "--transaction", "B", "--time", "soon"), 859),
-        (("revert", ASHA, "NO-SUCH-BILL", "10"), 811),
+        (("revert", "NO-SUCH-BILL", "10", ASHA), 811),
         (("reverse", "RNOSUCHTHING"), 902),
         (("validationcode", ASHA, "50"), 821),
     ]
@@ -138,11 +140,12 @@ def test_failures_print_code_and_message_and_exit_nonzero(db_url: str,
     assert "current points 1000" in cli("member", ASHA).stdout  # nothing changed
 
 
-def test_bad_import_file_lists_every_bad_row_and_exits_2(db_url: str, tmp_path: Path) -> None:
+def test_bad_import_file_lists_every_bad_row_and_exits_1(db_url: str, tmp_path: Path) -> None:
+    """A file refused for its rows is a refusal (exit 1), not wrong usage (2)."""
     cli = Cli(db_url)
     bad = tmp_path / "bad.csv"
     bad.write_bytes(member_csv([ROWS[0], {"mobile": "12"}, {"name": "nobody"}]))
-    result = cli("import", str(bad), exit_code=2)
+    result = cli("import", str(bad), exit_code=1)
     assert "2 bad row(s); nothing was imported" in result.stderr
     assert "line 3: mobile '12' is not a valid mobile" in result.stderr
     assert "line 4: a row needs a mobile, an email or an external id" in result.stderr
@@ -160,3 +163,199 @@ def test_entry_point_in_a_real_process(tmp_path: Path) -> None:
                              env=env, capture_output=True, text=True, timeout=60, check=False)
     assert missing.returncode == 1
     assert missing.stderr.strip() == f"816 {message(816)}"
+
+
+# ---------------------------------------------------------------- failures as codes
+
+
+def loyalty_bot(*args: str, timeout: float = 60, **settings: str
+                ) -> subprocess.CompletedProcess[str]:
+    """`loyalty-bot ARGS` in a process of its own, settings from the environment only."""
+    env = {k: v for k, v in os.environ.items() if not k.isupper() or k in ("PATH", "HOME")}
+    env.update(settings)
+    return subprocess.run([sys.executable, "-m", "bot.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def one_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The whole of stderr, which must be one line: no traceback, no log lines."""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_a_database_url_that_does_not_parse_answers_888_in_one_line() -> None:
+    for url in ("nonsense", "mysql://db.example.com/loyalty",
+                "postgresql://user:pw-secret@db.example.com:notaport/loyalty",
+                "postgresql+nosuchdriver://db.example.com/loyalty"):
+        result = loyalty_bot("member", ASHA, DATABASE_URL=url)
+        assert result.returncode == 1, (url, result.stderr)
+        line = one_line(result)
+        assert line.startswith(f"888 {message(888)}") and "DATABASE_URL" in line, line
+        assert "pw-secret" not in line
+
+
+def test_an_unreachable_database_answers_815_or_889_in_one_line(tmp_path: Path) -> None:
+    nowhere = f"sqlite:///{tmp_path / 'no-such-directory' / 'loyalty.db'}"
+    closed_port = "postgresql+psycopg://loyalty@127.0.0.1:1/loyalty"
+    for url in (nowhere, closed_port):
+        result = loyalty_bot("member", ASHA, DATABASE_URL=url, DB_RETRY_ATTEMPTS="2")
+        assert result.returncode == 1
+        line = one_line(result)
+        assert line.startswith(f"815 {message(815)} (the database cannot be reached)"), line
+    # Points coming in answer 889.
+    for args in (("earn", ASHA, "BILL-1", "100"),
+                 ("goodwill", ASHA, "10", "--reason", "r", "--staff", "s")):
+        result = loyalty_bot(*args, DATABASE_URL=nowhere, DB_RETRY_ATTEMPTS="2")
+        assert result.returncode == 1
+        assert one_line(result).startswith(f"889 {message(889)}")
+    # -v shows the traceback behind it, for those who want it.
+    result = loyalty_bot("-v", "member", ASHA, DATABASE_URL=nowhere, DB_RETRY_ATTEMPTS="2")
+    assert result.returncode == 1
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "OperationalError" in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("815 ")
+
+
+def test_the_bot_does_not_start_on_an_unreachable_database(tmp_path: Path) -> None:
+    nowhere = f"sqlite:///{tmp_path / 'no-such-directory' / 'loyalty.db'}"
+    bot = {"TELEGRAM_BOT_TOKEN": "123456:TEST-TOKEN", "DB_RETRY_ATTEMPTS": "2",
+           "OTP_CHANNEL": "chat"}
+    result = loyalty_bot("run", DATABASE_URL=nowhere, **bot)
+    assert result.returncode == 1
+    assert one_line(result).startswith(f"815 {message(815)}")
+    result = loyalty_bot("run", "--sandbox", SANDBOX_DATABASE_URL=nowhere,
+                         DATABASE_URL=f"sqlite:///{tmp_path / 'loyalty.db'}", **bot)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1].startswith(f"815 {message(815)}"), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_read_answers_while_another_process_holds_the_write_lock(tmp_path: Path) -> None:
+    """Migrations run only when the schema is behind, and a read takes no write lock: the
+    command answers at once while another connection holds SQLite's write lock."""
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'loyalty.db'}"
+    members = tmp_path / "members.csv"
+    members.write_bytes(member_csv(ROWS))
+    assert loyalty_bot("import", str(members), DATABASE_URL=url).returncode == 0
+    holder = sqlite3.connect(tmp_path / "loyalty.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        # Before: the command waited for the write lock to migrate (30 s busy timeout).
+        result = loyalty_bot("member", ASHA, DATABASE_URL=url, timeout=20)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert result.returncode == 0, result.stderr
+    assert "current points 1000" in result.stdout
+
+
+def test_a_database_error_during_a_redemption_answers_903_with_an_error_id(
+        tmp_path: Path) -> None:
+    """Not transient (a table gone): 903, and an error id that is also in the log line."""
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'loyalty.db'}"
+    members = tmp_path / "members.csv"
+    members.write_bytes(member_csv(ROWS))
+    assert loyalty_bot("import", str(members), DATABASE_URL=url).returncode == 0
+    with sqlite3.connect(tmp_path / "loyalty.db") as broken:
+        broken.execute("ALTER TABLE redemption RENAME TO redemption_gone")
+    result = loyalty_bot("redeem", ASHA, "200", "--transaction", "BILL-9", "--reference",
+                         "REF-9", DATABASE_URL=url, VALIDATION_CODE_REQUIRED="false")
+    assert result.returncode == 1
+    answer = result.stderr.splitlines()[-1]
+    found = re.fullmatch(rf"903 {re.escape(message(903))} \(error id (E\w+)\)", answer)
+    assert found, result.stderr
+    logged = [line for line in result.stderr.splitlines()[:-1] if found.group(1) in line]
+    assert logged and "ERROR core.service" in logged[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------- the CLI's promise
+
+
+def test_negative_numbers_are_values_not_options(db_url: str, tmp_path: Path) -> None:
+    cli = Cli(db_url)
+    members = tmp_path / "members.csv"
+    members.write_bytes(member_csv(ROWS))
+    cli("import", str(members))
+    for args in (("isredeemable", ASHA, "-100"), ("validationcode", ASHA, "-100"),
+                 ("redeem", ASHA, "-100", "--transaction", "B"),
+                 ("redeem", ASHA, "--transaction", "B", "-100", "--code", "123456"),
+                 ("goodwill", ASHA, "-100", "--reason", "r", "--staff", "s"),
+                 ("revert", "BILL-1", "-100", ASHA), ("isredeemable", ASHA, "-1.5")):
+        assert refusal_line(cli(*args, exit_code=1)).startswith(f"801 {message(801)}"), args
+    assert refusal_line(cli("reverse", "RNOSUCHTHING", "-100", exit_code=1)).startswith(
+        f"901 {message(901)}")
+    assert "more than zero" in cli("earn", ASHA, "BILL-1", "-5", exit_code=2).stderr
+    # An option that does not exist is still wrong usage.
+    assert "No such option" in cli("isredeemable", ASHA, "-100", "--cod", "1",
+                                   exit_code=2).stderr
+    assert "current points 1000" in cli("member", ASHA).stdout
+
+
+def test_redeem_requires_a_transaction_number(tmp_path: Path) -> None:
+    cli = Cli(f"sqlite:///{tmp_path / 'x.db'}")
+    result = cli("redeem", ASHA, "200", "--code", "123456", exit_code=2)
+    assert "Missing option '--transaction'" in result.stderr
+    assert "[required]" in cli("redeem", "--help").stdout
+
+
+def test_revert_takes_its_arguments_in_the_chat_s_order(db_url: str, tmp_path: Path) -> None:
+    """TRANSACTION_NUMBER [POINTS] [MEMBER], as /revert: all of it when POINTS is left out,
+    the member who redeemed on it when MEMBER is."""
+    cli = Cli(db_url)
+    members = tmp_path / "members.csv"
+    members.write_bytes(member_csv(ROWS))
+    cli("import", str(members))
+    for bill in ("BILL-1", "BILL-2", "BILL-3"):
+        cli("redeem", ASHA, "100", "--transaction", bill, "--reference", f"R-{bill}",
+            VALIDATION_CODE_REQUIRED="false")
+    assert "reverted 100 points" in cli("revert", "BILL-1").stdout
+    assert "reverted 100 points" in cli("revert", "BILL-2", "100").stdout
+    assert refusal_line(cli("revert", "BILL-3", "50", ASHA, exit_code=1)).startswith("810 ")
+    assert "current points now 1000" in cli("revert", "BILL-3", "100", ASHA).stdout
+    assert refusal_line(cli("revert", "BILL-3", exit_code=1)).startswith("812 ")
+    assert refusal_line(cli("revert", "BILL-NONE", exit_code=1)).startswith("811 ")
+    assert "revert [OPTIONS] {transaction} [points] [identifier]" in cli(
+        "revert", "--help").stdout
+
+
+def test_history_limit_refuses_zero_and_negative_values(tmp_path: Path) -> None:
+    cli = Cli(f"sqlite:///{tmp_path / 'x.db'}")
+    for limit in ("0", "-3"):
+        assert "--limit" in cli("history", ASHA, "--limit", limit, exit_code=2).stderr
+
+
+def test_earn_amounts_follow_one_rule_and_the_error_names_the_problem(db_url: str,
+                                                                     tmp_path: Path) -> None:
+    """Digits, commas between thousands, at most two decimals; no exponent notation (as
+    points refuse 1e3, so does money)."""
+    cli = Cli(db_url)
+    members = tmp_path / "members.csv"
+    members.write_bytes(member_csv(ROWS))
+    cli("import", str(members))
+    assert refusal_line(cli("isredeemable", ASHA, "1e3", exit_code=1)).startswith("801 ")
+    assert "exponent notation" in cli("earn", ASHA, "BILL-E", "1e3", exit_code=2).stderr
+    assert "exponent notation" in cli("earn", ASHA, "BILL-E", "2.5E2", exit_code=2).stderr
+    assert "more than two decimals" in cli("earn", ASHA, "BILL-E", "10.005",
+                                           exit_code=2).stderr
+    for bad in ("Infinity", "NaN", "ten", "1.2.3"):
+        assert "is not an amount of money" in cli("earn", ASHA, "BILL-E", bad,
+                                                  exit_code=2).stderr
+    assert "issued 1000 points" in cli("earn", ASHA, "BILL-E", "1,000.50").stdout
+
+
+def test_every_argument_and_option_has_help() -> None:
+    import typer.main
+
+    group = typer.main.get_command(app)
+    assert all(getattr(param, "help", None) for param in group.params), group.params
+    commands = group.commands  # type: ignore[attr-defined]
+    assert len(commands) >= 14
+    missing = [f"{name} {param.name}" for name, command in commands.items()
+               for param in command.params if not getattr(param, "help", None)]
+    assert missing == []
