@@ -46,7 +46,7 @@ HELP = ("I show your loyalty points and redeem them.\n"
 STAFF_HELP = ("Staff:\n"
               "/member IDENTIFIER – profile, balance, fraud status, recent history\n"
               "/goodwill IDENTIFIER POINTS REASON – give goodwill points\n"
-              "/revert TRANSACTION_NUMBER POINTS [IDENTIFIER] – give back a transaction's "
+              "/revert TRANSACTION_NUMBER [POINTS] [IDENTIFIER] – give back a transaction's "
               "points\n"
               "/reverse REDEMPTION_ID [POINTS] – reverse a redemption, all or part")
 NOT_UNDERSTOOD = "Sorry, I did not understand that.\n\n" + HELP

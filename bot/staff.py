@@ -14,7 +14,7 @@ import logging
 from telegram import Update
 
 from bot import replies
-from bot.runtime import Context, core, identifier, runtime, say
+from bot.runtime import Context, core, runtime, say
 from core.status import InputError, PointsError
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 USAGE = {
     "member": "/member IDENTIFIER",
     "goodwill": "/goodwill IDENTIFIER POINTS REASON",
-    "revert": "/revert TRANSACTION_NUMBER POINTS [IDENTIFIER]",
+    "revert": "/revert TRANSACTION_NUMBER [POINTS] [IDENTIFIER]",
     "reverse": "/reverse REDEMPTION_ID [POINTS]",
 }
 
@@ -104,21 +104,21 @@ async def goodwill(update: Update, context: Context) -> None:
 
 
 async def revert(update: Update, context: Context) -> None:
-    """Staff give back all the points redeemed on a transaction number."""
+    """Staff give back all the points redeemed on a transaction number: POINTS, when
+    given, is checked against what is left (810); MEMBER, when not given, is whoever
+    redeemed on it. The same order as `loyalty-bot revert`."""
     staff = await authorised(update, context, "revert")
     if staff is None:
         return
     args = context.args or []
-    if len(args) not in (2, 3):
+    if len(args) not in (1, 2, 3):
         await usage(update, context, "revert")
         return
     service = runtime(context).service
+    points = args[1] if len(args) >= 2 else None
+    who = args[2] if len(args) == 3 else None
     try:
-        if len(args) == 3:
-            who = args[2]
-        else:
-            who = identifier(await core(service.member_of_transaction, args[0]))
-        result = await core(service.revert, who, args[0], args[1], staff=staff)
+        result = await core(service.revert, who, args[0], points, staff=staff)
     except (PointsError, InputError) as error:
         await refused(update, context, staff, "revert", error)
         return

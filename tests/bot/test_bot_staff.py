@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from bot_harness import ASHA, Chat, World, text_of
+from bot_harness import ASHA, RAVI, Chat, World, text_of
 
 STAFF_ID = 900  # in the world's STAFF_TELEGRAM_IDS
 
@@ -78,6 +78,22 @@ async def test_staff_revert_by_transaction_number(world: World) -> None:
     assert all(a.staff == "telegram:900" for a in world.services[0].staff_actions())
 
 
+async def test_staff_revert_in_the_order_of_the_command_line(world: World) -> None:
+    """/revert TRANSACTION_NUMBER [POINTS] [MEMBER], as `loyalty-bot revert`: all of it
+    without POINTS; the member, when named, must be the one who redeemed on it."""
+    _, _, txn = await redeemed(world)
+    staff = await world.chat(STAFF_ID, "Priya")
+    replies = await staff.say(f"/revert {txn}")
+    assert replies[-1].text.startswith("Reverted 500 points (V")
+    assert world.member(ASHA["mobile"]).current_points == 2000
+    _, _, txn = await redeemed(world)
+    replies = await staff.say(f"/revert {txn} 500 {RAVI['mobile']}")
+    assert replies[-1].text.startswith("811 ")
+    replies = await staff.say(f"/revert {txn} 500 {ASHA['mobile']}")
+    assert replies[-1].text.startswith("Reverted 500 points (V")
+    assert world.member(ASHA["mobile"]).current_points == 2000
+
+
 async def test_staff_reverse_a_redemption_in_part(world: World) -> None:
     chat, redemption_id, _ = await redeemed(world)
     staff = await world.chat(STAFF_ID, "Priya")
@@ -92,7 +108,8 @@ async def test_staff_reverse_a_redemption_in_part(world: World) -> None:
 
 async def test_staff_commands_explain_their_usage(world: World) -> None:
     staff = await world.chat(STAFF_ID, "Priya")
-    for command in ("/member", "/goodwill 9812345678", "/revert X", "/reverse"):
+    for command in ("/member", "/goodwill 9812345678", "/revert", "/revert X 5 Y Z",
+                    "/reverse"):
         replies = await staff.say(command)
         assert replies[-1].text.startswith("Usage: /"), command
     replies = await staff.say(f"/goodwill {ASHA['mobile']} lots because")
