@@ -7,14 +7,18 @@ of each request (the token again). `protect(settings)`, called by
 `bot.app.build_application`, puts a filter on those loggers: contents of updates, call
 parameters and answers are left out (an update is logged by its id), and the token,
 WEBHOOK_SECRET, SECRET_KEY and the gateways' credentials are replaced by "[hidden]"
-anywhere in their messages and tracebacks.
+anywhere in their messages and tracebacks. In any URL they log, the userinfo
+(`user:password@`) and every query value (`?api_key=...`) are hidden too: httpx logs the
+SMS gateway's URL at INFO, and SMS_GATEWAY_URL may carry credentials in either place.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from bot.settings import BotSettings
 
@@ -24,6 +28,37 @@ LEFT_OUT = "[not logged]"
 LOGGERS = ("telegram.Bot", "telegram.ext.ExtBot", "telegram.ext.Application",
            "telegram.ext.Updater", "httpx")
 _SHORTEST = 6  # shorter "secrets" would hide ordinary words
+# A URL in a log message: its scheme, its userinfo if any, the rest, its query if any.
+_URL = re.compile(r"(?P<start>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/\s@?#]*@)?"
+                  r"(?P<rest>[^\s?#\"'<>]*)(?P<query>\?[^\s#\"'<>]*)?")
+
+
+def _hide_url(match: re.Match[str]) -> str:
+    userinfo = f"{HIDDEN}@" if match["userinfo"] else ""
+    query = match["query"] or ""
+    if query:
+        parts = (part.partition("=") for part in query[1:].split("&") if part)
+        query = "?" + "&".join(f"{key}={HIDDEN}" if equals else HIDDEN
+                               for key, equals, _ in parts)
+    return f"{match['start']}{userinfo}{match['rest']}{query}"
+
+
+def hide_url_credentials(text: str) -> str:
+    """`text` with the userinfo and the query values of every URL in it hidden."""
+    return _URL.sub(_hide_url, text) if "://" in text else text
+
+
+def url_secrets(url: str) -> list[str]:
+    """The credentials a URL carries: its user, password and query values, as written and
+    decoded (to hide them wherever else they turn up)."""
+    try:
+        parts = urlsplit(url.strip())
+        values = [parts.username or "", parts.password or ""]
+    except ValueError:
+        return []
+    values += [value for _, value in parse_qsl(parts.query, keep_blank_values=True)]
+    values += [raw.partition("=")[2] for raw in parts.query.split("&")]
+    return [form for value in values if value for form in (value, unquote(value))]
 
 
 class SecretFilter(logging.Filter):
@@ -41,7 +76,7 @@ class SecretFilter(logging.Filter):
     def hide(self, text: str) -> str:
         for secret in sorted(self.secrets, key=len, reverse=True):
             text = text.replace(secret, HIDDEN)
-        return text
+        return hide_url_credentials(text)
 
     def _arg(self, value: Any) -> Any:
         if isinstance(value, bool | int | float | type) or value is None:
@@ -77,11 +112,12 @@ def protect(settings: BotSettings) -> None:
     token = settings.telegram_bot_token.strip()
     FILTER.add(token, token.partition(":")[2], settings.webhook_secret, settings.secret_key,
                settings.sms_gateway_token, settings.sms_gateway_password,
-               settings.smtp_password)
+               settings.smtp_password, *url_secrets(settings.sms_gateway_url))
     for name in LOGGERS:
         logger = logging.getLogger(name)
         if FILTER not in logger.filters:
             logger.addFilter(FILTER)
 
 
-__all__ = ["FILTER", "HIDDEN", "LOGGERS", "SecretFilter", "protect"]
+__all__ = ["FILTER", "HIDDEN", "LOGGERS", "SecretFilter", "hide_url_credentials", "protect",
+           "url_secrets"]

@@ -211,6 +211,35 @@ def test_senders_refuse_members_without_the_address(gateway: Gateway) -> None:
     assert gateway.requests[-1]["auth"].startswith("Basic ")
 
 
+@pytest.mark.parametrize("level", [logging.DEBUG, logging.INFO])
+def test_credentials_in_the_gateway_url_never_reach_the_log(
+        gateway: Gateway, caplog: pytest.LogCaptureFixture, level: int) -> None:
+    """SMS_GATEWAY_URL may carry credentials (user:password@, an api key in the query);
+    httpx logs the URL of each request at INFO. Its userinfo and query values are hidden."""
+    import base64
+
+    from bot import logsafe
+
+    url = (gateway.url.replace("http://", "http://gw-user:gw-pass-5150@")
+           + "?api_key=KEY-8080-x&sender=LOYALTY1")
+    settings = load_bot_settings(require_token=False, otp_channel="sms", sms_gateway_url=url)
+    logsafe.protect(settings)
+    caplog.set_level(level)
+    for name in ("httpx", "httpcore", "bot.senders"):
+        caplog.set_level(level, logger=name)
+    assert SmsSender(settings).send(code_message()) == ASHA["mobile"]
+    # The gateway got the credentials...
+    sent = gateway.requests[-1]
+    assert sent["path"] == "/send?api_key=KEY-8080-x&sender=LOYALTY1"
+    assert sent["auth"] == "Basic " + base64.b64encode(b"gw-user:gw-pass-5150").decode()
+    # ...and the log did not.
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "HTTP Request: POST http://[hidden]@127.0.0.1:" in logged
+    assert "/send?api_key=[hidden]&sender=[hidden]" in logged
+    for secret in ("gw-pass-5150", "gw-user", "KEY-8080-x", "LOYALTY1"):
+        assert secret not in logged
+
+
 def test_the_log_channel_writes_the_code_for_development(caplog: pytest.LogCaptureFixture
                                                          ) -> None:
     with caplog.at_level(logging.WARNING, logger="bot.senders"):
