@@ -268,6 +268,7 @@ def _connecting(error: BaseException) -> bool:
 def _refusal(code: int, error: BaseException) -> PointsError:
     """The "try again later" answer: a short detail anyone may see (a member in the chat),
     and the driver's words as the `cause` fact, for the operator's command line."""
-    unreachable = isinstance(error, Unreachable) or _connecting(error)
+    unreachable = isinstance(error, Unreachable) or (_connecting(error)
+                                                     and not is_transient(error))
     detail = "the database cannot be reached" if unreachable else "the database is busy"
     return PointsError(code, detail, cause=_reason(error))
