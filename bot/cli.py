@@ -345,6 +345,7 @@ def run_bot(sandbox: Annotated[bool, typer.Option(
         else:
             settings = load_bot_settings()
             application = build_application(settings)
+    logging.getLogger("core.db").setLevel(logging.NOTSET)  # a running bot logs its retries
     try:
         serve(application, settings)
     except InvalidToken:
