@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from points_harness import member_csv
 from typer.testing import CliRunner, Result
 
@@ -250,6 +251,43 @@ def test_a_read_answers_while_another_process_holds_the_write_lock(tmp_path: Pat
         holder.close()
     assert result.returncode == 0, result.stderr
     assert "current points 1000" in result.stdout
+
+
+@pytest.mark.slow
+def test_a_database_still_locked_after_the_retries_answers_815_or_889_in_one_line(
+        tmp_path: Path) -> None:
+    """Another process holds SQLite's write lock throughout: a write (goodwill: 889) and a
+    start that must migrate (815) each wait out the busy timeout (30 s) and answer their
+    code in one line, with a nonzero exit."""
+    import sqlite3
+
+    ready = f"sqlite:///{tmp_path / 'loyalty.db'}"
+    members = tmp_path / "members.csv"
+    members.write_bytes(member_csv(ROWS))
+    assert loyalty_bot("import", str(members), DATABASE_URL=ready).returncode == 0
+    (tmp_path / "fresh.db").touch()  # a schema that is behind: it must migrate
+    holders = [sqlite3.connect(tmp_path / name, isolation_level=None)
+               for name in ("loyalty.db", "fresh.db")]
+    env = {k: v for k, v in os.environ.items() if not k.isupper() or k in ("PATH", "HOME")}
+    command = [sys.executable, "-m", "bot.cli"]
+    try:
+        for holder in holders:
+            holder.execute("BEGIN IMMEDIATE")
+        runs = [subprocess.Popen(
+            [*command, *args], env={**env, "DATABASE_URL": url, "DB_RETRY_ATTEMPTS": "1"},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for url, args in ((ready, ("goodwill", ASHA, "10", "--reason", "r", "--staff",
+                                       "s")),
+                              (f"sqlite:///{tmp_path / 'fresh.db'}", ("member", ASHA)))]
+        answers = [run.communicate(timeout=120) for run in runs]
+    finally:
+        for holder in holders:
+            holder.close()
+    assert [run.returncode for run in runs] == [1, 1]
+    for (_, stderr), code in zip(answers, (889, 815), strict=True):
+        assert len(stderr.splitlines()) == 1, stderr
+        assert stderr.startswith(f"{code} {message(code)} (the database is busy)"), stderr
+    assert "current points 1000" in loyalty_bot("member", ASHA, DATABASE_URL=ready).stdout
 
 
 def test_a_database_error_during_a_redemption_answers_903_with_an_error_id(
