@@ -20,7 +20,7 @@ import typer
 
 from core.delivery import CodeMessage, RecordingSender
 from core.service import PointsService
-from core.settings import load_settings
+from core.settings import load_settings, require_strong_key
 from core.status import CATALOGUE, InputError, PointsError, message
 
 app = typer.Typer(help="Loyalty points: the engine's operations for staff and scripts, and "
@@ -37,8 +37,13 @@ class PrintingSender(RecordingSender):
         return "log"
 
 
-def service() -> PointsService:
-    return PointsService(load_settings(), senders=[PrintingSender("log")])
+def service(*, delivers_codes: bool = False) -> PointsService:
+    """The engine on DATABASE_URL; a command that delivers validation codes first refuses a
+    weak SECRET_KEY (899)."""
+    settings = load_settings()
+    if delivers_codes:
+        require_strong_key(settings)
+    return PointsService(settings, senders=[PrintingSender("log")])
 
 
 @contextmanager
@@ -56,9 +61,9 @@ def answers() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
-def run(action: Callable[[PointsService], T]) -> T:
+def run(action: Callable[[PointsService], T], *, delivers_codes: bool = False) -> T:
     with answers():
-        return action(service())
+        return action(service(delivers_codes=delivers_codes))
     raise AssertionError("unreachable")
 
 
@@ -100,8 +105,9 @@ def isredeemable(identifier: str, points: str,
 
 @app.command()
 def validationcode(identifier: str, points: str) -> None:
-    """Issue a validation code for POINTS (printed here: the CLI's channel is the log)."""
-    issued = run(lambda s: s.issue_validation_code(identifier, points))
+    """Issue a validation code for POINTS (printed here: the CLI's channel is the log).
+    Refuses a weak SECRET_KEY (899)."""
+    issued = run(lambda s: s.issue_validation_code(identifier, points), delivers_codes=True)
     typer.echo(f"{issued.message} ({issued.sends_left} resends left, valid until "
                f"{issued.expires_at:%Y-%m-%d %H:%M:%S} UTC)")
 
@@ -200,12 +206,14 @@ def run_bot(sandbox: Annotated[bool, typer.Option(
         "--sandbox", help="a test bot on SANDBOX_DATABASE_URL (never DATABASE_URL) with the "
                           "demo members, codes in the chat, /as and /reset for staff")] = False,
             ) -> None:
-    """Start the Telegram bot: long polling, or a webhook server when WEBHOOK_URL is set."""
+    """Start the Telegram bot: long polling, or a webhook server when WEBHOOK_URL is set.
+    Outside the sandbox it refuses a weak SECRET_KEY and, unless ALLOW_CHAT_CODES=true,
+    OTP_CHANNEL chat."""
     # Imported here so the engine's commands start without loading python-telegram-bot.
     from telegram.error import InvalidToken, TelegramError
 
     from bot.app import build_application, serve
-    from bot.settings import load_bot_settings
+    from bot.settings import load_bot_settings, require_production_ready
 
     logging.getLogger("bot").setLevel(logging.INFO)
     with answers():
@@ -216,6 +224,7 @@ def run_bot(sandbox: Annotated[bool, typer.Option(
             application = build_sandbox_application(settings)
         else:
             settings = load_bot_settings()
+            require_production_ready(settings)  # a strong key; chat codes only if allowed
             application = build_application(settings)
     try:
         serve(application, settings)

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from points_harness import member_csv
 from typer.testing import CliRunner, Result
 
@@ -24,6 +25,7 @@ ROWS: list[dict[str, Any]] = [
     {"email": "ravi@example.com", "name": "Ravi", "type": "non_loyalty"},
 ]
 ASHA = "+919876543210"
+STRONG_KEY = "cli-test-key-" + "k" * 32
 
 
 class Cli:
@@ -31,7 +33,7 @@ class Cli:
 
     def __init__(self, url: str) -> None:
         self.runner = CliRunner()
-        self.env = {"DATABASE_URL": url}
+        self.env = {"DATABASE_URL": url, "SECRET_KEY": STRONG_KEY}
 
     def __call__(self, *args: str, exit_code: int = 0, **settings: str) -> Result:
         result = self.runner.invoke(app, list(args), env={**self.env, **settings})
@@ -136,6 +138,27 @@ def test_failures_print_code_and_message_and_exit_nonzero(db_url: str,
                  REDEMPTION_MAX_POINTS="100")
     assert refusal_line(result).startswith("899 ")
     assert "current points 1000" in cli("member", ASHA).stdout  # nothing changed
+
+
+@pytest.mark.parametrize(("key", "why"), [
+    (None, "the built-in development key"),
+    ("change-me-to-a-long-random-string", "the placeholder from .env.example"),
+    ("x" * 31, "31 characters long"),
+])
+def test_validationcode_refuses_a_weak_secret_key(sqlite_url: str, tmp_path: Path,
+                                                 key: str | None, why: str) -> None:
+    cli = Cli(sqlite_url)
+    members = tmp_path / "members.csv"
+    members.write_bytes(member_csv(ROWS))
+    cli("import", str(members))
+    if key is None:
+        del cli.env["SECRET_KEY"]
+    result = cli("validationcode", ASHA, "200", exit_code=1, **({"SECRET_KEY": key} if key
+                                                                else {}))
+    line = refusal_line(result)
+    assert line.startswith("899 ") and f"SECRET_KEY is {why}" in line
+    assert 'python -c "import secrets; print(secrets.token_urlsafe(32))"' in line
+    assert "validation code for member" not in result.stdout  # no code was made
 
 
 def test_bad_import_file_lists_every_bad_row_and_exits_2(db_url: str, tmp_path: Path) -> None:
