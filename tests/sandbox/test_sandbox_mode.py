@@ -5,6 +5,8 @@ Bot API."""
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -345,3 +347,12 @@ async def test_the_sandbox_marks_the_database_it_seeds_and_reset_keeps_the_mark(
                                                              "/reset")
     assert sandbox_db.is_sandbox(service.db)
     assert len(demo.members(service)) == len(demo.DEMO_MEMBERS)
+
+
+def test_the_sandbox_data_directory_is_the_owners_only(hermetic: Path) -> None:
+    previous = os.umask(0)
+    try:
+        load_sandbox_settings(telegram_bot_token=TOKEN)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((hermetic / "sandbox-data").stat().st_mode) == 0o700
