@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from throwaway_db import own_database
 
 from benchmarks.drills import (
     STEPS,
@@ -33,7 +34,6 @@ from benchmarks.drills import (
     engine_settings,
     import_check,
     members_csv,
-    postgres_database,
     rows_with_points,
     strategies,
     violations,
@@ -51,12 +51,9 @@ FUZZ = settings(max_examples=60, deadline=None, database=None,
                                         pytest.param("postgres", marks=pytest.mark.postgres)])
 def rig_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
             ) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('hostile') / 'loyalty.db'}"
-        return
-    from conftest import postgres_or_skip
-
-    with postgres_database(postgres_or_skip()) as url:
+    # Not `from conftest import ...`: which conftest that finds depends on the suites
+    # collected last (tests/bot/conftest.py, say), so it failed in some test orders.
+    with own_database(request.param, tmp_path_factory.mktemp("hostile")) as url:
         yield url
 
 
