@@ -69,7 +69,8 @@ def _create_owner_only(url: str) -> None:
     except OSError:  # it exists, or its directory does not: SQLite says what is wrong
         return
     try:
-        os.fchmod(handle, 0o600)
+        if hasattr(os, "fchmod"):  # POSIX (the umask may have taken bits off)
+            os.fchmod(handle, 0o600)
     finally:
         os.close(handle)
 
