@@ -91,7 +91,7 @@ def same_database(first: str, second: str) -> bool:
     URLs are the same if their text is."""
     try:
         a, b = make_url(first.strip()), make_url(second.strip())
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return first.strip() == second.strip()
     backend_a, backend_b = a.get_backend_name(), b.get_backend_name()
     if backend_a != backend_b:
@@ -229,7 +229,7 @@ def private_directory(path: Path) -> None:
 def _safe(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return "the same URL"
 
 

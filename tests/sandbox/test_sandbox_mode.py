@@ -112,6 +112,8 @@ def test_run_sandbox_refuses_the_production_database(tmp_path: Path,
     ("postgresql+psycopg://app@db:5432/loyalty", "postgresql+psycopg://app@db:5433/loyalty",
      False),
     ("postgresql+psycopg://app@db/loyalty", "sqlite:///loyalty", False),
+    ("postgresql://app@db:abc/loyalty", "postgresql://app@db:abc/loyalty", True),  # unparsable
+    ("postgresql://app@db:abc/loyalty", "postgresql://app@db/loyalty", False),
 ])
 def test_what_counts_as_the_same_database(first: str, second: str, same: bool) -> None:
     assert same_database(first, second) is same
