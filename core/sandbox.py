@@ -22,7 +22,8 @@ from core.status import PointsError
 NOT_A_SANDBOX = ("this database holds members and is not a sandbox database (it has no "
                  "sandbox mark): the sandbox seeds demo members and /reset empties its "
                  "database, so it refuses a database that may be production's. Give the "
-                 "sandbox a database of its own (SANDBOX_DATABASE_URL)")
+                 "sandbox a database of its own (SANDBOX_DATABASE_URL; a sandbox database "
+                 "made before sandboxes marked theirs must be started afresh)")
 
 
 def _claim(session: Session) -> None:
