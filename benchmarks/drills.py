@@ -17,7 +17,9 @@ figures), so that both run exactly the same drills:
 `violations(service)` is what "the books balance" means here: `PointsService.audit()` (every
 ledger invariant of the engine) plus the check that each Data Import batch has exactly one
 ledger entry per row (every row a drill imports carries points), so a half-applied import
-shows. Settings never come from a `.env` file: each drill passes the rules it needs.
+shows. Hostile files may have rows without points, which post no entry: `import_check`
+counts the rows of its file that carry points instead. Settings never come from a `.env`
+file: each drill passes the rules it needs.
 """
 
 from __future__ import annotations
@@ -122,9 +124,10 @@ def members_csv(rows: list[dict[str, Any]]) -> bytes:
 # ---------------------------------------------------------------- the invariants
 
 
-def _import_problems(session: Session) -> list[str]:
+def _import_problems(session: Session, every_row_has_points: bool) -> list[str]:
     batches = {b.id: b.rows for b in session.exec(select(ImportBatch)).all()}
     entries: Counter[int] = Counter()
+    lines: Counter[tuple[int, str]] = Counter()
     problems: list[str] = []
     for reference in session.exec(select(LedgerEntry.reference).where(
             LedgerEntry.source == Source.IMPORT)).all():
@@ -133,20 +136,55 @@ def _import_problems(session: Session) -> list[str]:
             problems.append(f"import ledger entry with a malformed reference {reference!r}")
             continue
         entries[int(parts[1])] += 1
+        lines[(int(parts[1]), parts[2])] += 1
     for batch_id, count in entries.items():
         if batch_id not in batches:
             problems.append(f"{count} import ledger entries of batch {batch_id}, which does "
                             "not exist")
+    problems += [f"import batch {batch_id}: line {line} applied {count} times"
+                 for (batch_id, line), count in lines.items() if count > 1]
     for batch_id, rows in batches.items():
-        if entries.get(batch_id or 0, 0) != rows:
-            problems.append(f"import batch {batch_id}: {rows} rows but "
-                            f"{entries.get(batch_id or 0, 0)} ledger entries (half applied)")
+        count = entries.get(batch_id or 0, 0)
+        # A row without points posts no entry, so only files whose every row carries
+        # points (the drills' own) must have one entry per row.
+        if count > rows or (every_row_has_points and count != rows):
+            problems.append(f"import batch {batch_id}: {rows} rows but {count} ledger "
+                            "entries (half applied)")
     return problems
 
 
-def violations(service: PointsService) -> list[str]:
-    """Every broken invariant: the engine's audit, and whole import batches."""
-    return service.audit() + service.db.run(_import_problems, write=False)
+def violations(service: PointsService, *, every_row_has_points: bool = True) -> list[str]:
+    """Every broken invariant: the engine's audit, and whole import batches. With
+    `every_row_has_points` (every file imported into this database carried points on each
+    row, as the drills' own files do) a batch must have exactly one ledger entry per row;
+    without it, at most one (`import_check` checks the exact count of the file it
+    imports)."""
+    return service.audit() + service.db.run(
+        lambda session: _import_problems(session, every_row_has_points), write=False)
+
+
+def rows_with_points(data: bytes) -> int:
+    """How many rows of an imported (so valid) Data Import file carry points: each of them,
+    and only they, post a ledger entry."""
+    reader = csv.reader(io.StringIO(data.decode("utf-8-sig")))
+    header = [h.strip().lower() for h in next(reader)]
+    carrying = 0
+    for values in reader:
+        if not any(v.strip() for v in values):
+            continue
+        row = dict(zip(header, values, strict=True))
+        points = (int(row[name].strip() or "0") for name in ("current_points",
+                                                            "lifetime_points"))
+        carrying += any(points)
+    return carrying
+
+
+def _batch_entries(service: PointsService, batch_id: int) -> int:
+    def unit(session: Session) -> int:
+        return len(session.exec(select(LedgerEntry.id).where(
+            LedgerEntry.source == Source.IMPORT,
+            col(LedgerEntry.reference).startswith(f"import:{batch_id}:"))).all())
+    return service.db.run(unit, write=False)
 
 
 def money_snapshot(service: PointsService) -> tuple[Any, ...]:
@@ -826,7 +864,12 @@ def import_check(service: PointsService, data: bytes) -> list[str]:
     before = money_snapshot(service)
     problems: list[str] = []
     try:
-        service.import_csv(data, filename="hostile.csv")
+        result = service.import_csv(data, filename="hostile.csv")
+        if not result.already_imported and result.batch_id is not None:
+            expected, posted = rows_with_points(data), _batch_entries(service, result.batch_id)
+            if posted != expected:
+                problems.append(f"import batch {result.batch_id}: {expected} rows with "
+                                f"points but {posted} ledger entries (half applied)")
     except ImportRejected as rejected:
         if not rejected.errors or any(e.line < 1 or not e.reason for e in rejected.errors):
             problems.append(f"a rejection without its lines: {rejected.errors}")
@@ -837,7 +880,7 @@ def import_check(service: PointsService, data: bytes) -> list[str]:
                         f"{data[:120]!r}")
     except Exception as error:
         problems.append(f"unhandled {type(error).__name__}: {error} for {data[:120]!r}")
-    return problems + violations(service)
+    return problems + violations(service, every_row_has_points=False)
 
 
 # ---------------------------------------------------------------- Hypothesis strategies
@@ -977,4 +1020,5 @@ __all__ = ["DEFAULT_POSTGRES_URL", "POSTGRES_ENV", "STEPS", "UPDATE_KINDS", "Bot
            "Outcome", "bot_load", "bot_settings",
            "concurrent_redemptions", "crash_drill", "drill_mobile", "engine_settings",
            "fuzz_drill", "import_check", "members_csv", "money_snapshot", "postgres_base_url",
-           "postgres_database", "reply_kind", "strategies", "unreachable", "violations"]
+           "postgres_database", "reply_kind", "rows_with_points", "strategies", "unreachable",
+           "violations"]

@@ -30,7 +30,7 @@ from typer.models import CommandFunctionType
 
 from core.delivery import CodeMessage, RecordingSender
 from core.service import ImportRejected, PointsService
-from core.settings import load_settings
+from core.settings import load_settings, require_strong_key
 from core.status import CATALOGUE, InputError, PointsError, message
 
 T = TypeVar("T")
@@ -94,11 +94,15 @@ class PrintingSender(RecordingSender):
         return "log"
 
 
-def service(transient_code: int = 815) -> PointsService:
+def service(transient_code: int = 815, *, delivers_codes: bool = False) -> PointsService:
     """The engine on DATABASE_URL; a database that cannot be reached (or stays locked)
-    while it starts answers `transient_code`."""
+    while it starts answers `transient_code`. A command that delivers validation codes
+    first refuses a weak SECRET_KEY (899)."""
+    settings = load_settings()
+    if delivers_codes:
+        require_strong_key(settings)
     try:
-        return PointsService(load_settings(), senders=[PrintingSender("log")])
+        return PointsService(settings, senders=[PrintingSender("log")])
     except PointsError as error:
         if error.code != 815 or transient_code == 815:
             raise
@@ -131,9 +135,10 @@ def answers() -> Iterator[None]:
         raise typer.Exit(1 if isinstance(error, ImportRejected) else 2) from None
 
 
-def run(action: Callable[[PointsService], T], *, transient_code: int = 815) -> T:
+def run(action: Callable[[PointsService], T], *, transient_code: int = 815,
+        delivers_codes: bool = False) -> T:
     with answers():
-        return action(service(transient_code))
+        return action(service(transient_code, delivers_codes=delivers_codes))
     raise AssertionError("unreachable")
 
 
@@ -204,8 +209,9 @@ def isredeemable(identifier: Member, points: Points,
 
 @app.command()
 def validationcode(identifier: Member, points: Points) -> None:
-    """Issue a validation code for POINTS (printed here: the CLI's channel is the log)."""
-    issued = run(lambda s: s.issue_validation_code(identifier, points))
+    """Issue a validation code for POINTS (printed here: the CLI's channel is the log).
+    Refuses a weak SECRET_KEY (899)."""
+    issued = run(lambda s: s.issue_validation_code(identifier, points), delivers_codes=True)
     typer.echo(f"{issued.message} ({issued.sends_left} resends left, valid until "
                f"{issued.expires_at:%Y-%m-%d %H:%M:%S} UTC)")
 
@@ -328,12 +334,14 @@ def run_bot(sandbox: Annotated[bool, typer.Option(
         "--sandbox", help="a test bot on SANDBOX_DATABASE_URL (never DATABASE_URL) with the "
                           "demo members, codes in the chat, /as and /reset for staff")] = False,
             ) -> None:
-    """Start the Telegram bot: long polling, or a webhook server when WEBHOOK_URL is set."""
+    """Start the Telegram bot: long polling, or a webhook server when WEBHOOK_URL is set.
+    Outside the sandbox it refuses a weak SECRET_KEY and, unless ALLOW_CHAT_CODES=true,
+    OTP_CHANNEL chat."""
     # Imported here so the engine's commands start without loading python-telegram-bot.
     from telegram.error import InvalidToken, TelegramError
 
     from bot.app import build_application, serve
-    from bot.settings import load_bot_settings
+    from bot.settings import load_bot_settings, require_production_ready
 
     logging.getLogger("bot").setLevel(logging.INFO)
     with answers():
@@ -344,6 +352,7 @@ def run_bot(sandbox: Annotated[bool, typer.Option(
             application = build_sandbox_application(settings)
         else:
             settings = load_bot_settings()
+            require_production_ready(settings)  # a strong key; chat codes only if allowed
             application = build_application(settings)
     logging.getLogger("core.db").setLevel(logging.NOTSET)  # a running bot logs its retries
     try:

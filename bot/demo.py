@@ -9,8 +9,9 @@ sandbox decides nothing itself: the codes come from `core`, these are only the i
 Seeding goes through `core.service.PointsService` only: a Data Import file built in
 memory, purchases (earn), goodwill, and for Asha one redemption and a partial reversal so
 that /history has something to show. `reset` empties the sandbox database (every row of
-every table, the schema stays) and seeds it again; it is only ever called on a sandbox
-database (see `bot.sandbox`).
+every table, the schema stays) and seeds it again. Both go through `core.sandbox`, which
+owns the sandbox mark: a database that holds members and has no mark (production's, say)
+is refused with 899 and nothing in it changes.
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlmodel import Session, SQLModel
-
+from core import sandbox as sandbox_db
 from core.db import Database
 from core.delivery import RecordingSender
 from core.service import IMPORT_COLUMNS, MemberView, PointsService
@@ -177,7 +177,9 @@ def import_file() -> bytes:
 
 def seed(service: PointsService) -> list[MemberView]:
     """Put the demo members into an empty database through the engine; answer them as
-    they now stand, in the order of `DEMO_MEMBERS`."""
+    they now stand, in the order of `DEMO_MEMBERS`. Marks the database as the sandbox's
+    first; 899 for a database with members and no sandbox mark."""
+    sandbox_db.claim(service.db)
     sender = RecordingSender("seed")
     seeder = PointsService(service.settings, db=service.db, senders=[sender],
                            clock=service.clock)
@@ -213,7 +215,9 @@ def members(service: PointsService) -> list[MemberView]:
 
 
 def seed_if_empty(service: PointsService) -> bool:
-    """Seed a database that has no members yet; True when it did."""
+    """Seed a database that has no members yet; True when it did. 899 for a database with
+    members and no sandbox mark (nothing is seeded into it)."""
+    sandbox_db.claim(service.db)
     if service.member_count():
         return False
     seed(service)
@@ -221,16 +225,14 @@ def seed_if_empty(service: PointsService) -> bool:
 
 
 def wipe(db: Database) -> None:
-    """Delete every row of every table (the schema and its migration stay). For a sandbox
-    database only: callers check that it is one."""
-    def unit(session: Session) -> None:
-        for table in reversed(SQLModel.metadata.sorted_tables):
-            session.exec(table.delete())
-    db.run(unit)
+    """Delete every row of every table but the sandbox mark (the schema and its migrations
+    stay); 899 for a database with members and no sandbox mark."""
+    sandbox_db.wipe(db)
 
 
 def reset(service: PointsService) -> list[MemberView]:
-    """Empty the sandbox database and seed the demo members again."""
+    """Empty the sandbox database and seed the demo members again; 899 (and nothing
+    changed) for a database with members and no sandbox mark."""
     wipe(service.db)
     return seed(service)
 

@@ -22,21 +22,29 @@ These commands are tried before every other handler (group -2): each claims its 
 every update is claimed (`bot.handlers.claim_update`: once only, private chats only) and
 stops there. Staff actions are recorded like the other staff commands' (`telegram:<id>`).
 
-The sandbox database must not be the production one: `load_sandbox_settings` reads
-SANDBOX_DATABASE_URL (default `sqlite:///sandbox-data/telegram.db`) and refuses to start,
-with 899, when it names the same database as DATABASE_URL. The sandbox's redemption rules
-are `bot.demo.SANDBOX_RULES`, whatever the REDEMPTION_* settings say.
+The sandbox database must not be the production one, and two layers see to it:
+`load_sandbox_settings` reads SANDBOX_DATABASE_URL (default
+`sqlite:///sandbox-data/telegram.db`) and refuses to start, with 899, when it names the same
+database as DATABASE_URL however it is spelt (`same_database`); and the database itself
+must be a sandbox's: seeding and `/reset` refuse, with 899, a database that holds members
+and has no sandbox mark (`core.sandbox`). The sandbox's redemption rules are
+`bot.demo.SANDBOX_RULES`, whatever the REDEMPTION_* settings say.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import ipaddress
 import logging
+import os
+import socket
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from telegram import Update
 from telegram.ext import Application, ApplicationHandlerStop, CommandHandler, filters
@@ -55,6 +63,8 @@ log = logging.getLogger(__name__)
 SANDBOX_MARK = "🧪 SANDBOX"
 DEFAULT_SANDBOX_DATABASE_URL = "sqlite:///sandbox-data/telegram.db"
 SANDBOX_GROUP = -2  # before claim_update (group -1) and the member handlers (group 0)
+DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433,
+                 "oracle": 1521}
 AS_USAGE = "Usage: /as MOBILE (or the number of a demo member, 1 to {count})"
 
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
@@ -71,27 +81,109 @@ class SandboxSettings(BotSettings):
 
 
 def same_database(first: str, second: str) -> bool:
-    """Whether two database URLs name the same database: the same SQLite file (however
-    the path is written), or the same database on the same server (whatever the driver or
-    the user)."""
+    """Whether two database URLs may name the same database, compared by identity, not
+    spelling. SQLite: the same real file (relative paths, `./`, `..` and symlinks
+    resolved; hard links by inode). A server: the same database name on the same server,
+    where a host is its addresses (names resolved; localhost, 127.0.0.1, ::1, this
+    machine's own names and a Unix socket are all the local server), a missing port is the
+    default one (5432 for PostgreSQL), and `?host=...&port=...&dbname=...` in the query
+    counts as much as the URL's own parts. When in doubt (a URL that does not parse), two
+    URLs are the same if their text is."""
     try:
         a, b = make_url(first.strip()), make_url(second.strip())
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return first.strip() == second.strip()
     backend_a, backend_b = a.get_backend_name(), b.get_backend_name()
     if backend_a != backend_b:
         return False
     if backend_a == "sqlite":
-        if not a.database or not b.database or ":memory:" in (a.database, b.database):
-            return a.database == b.database
-        return Path(a.database).expanduser().resolve() == Path(b.database).expanduser().resolve()
-    loopback = {None, "", "localhost", "127.0.0.1", "::1"}
+        return _same_sqlite_file(a, b)
+    return _database_name(a) == _database_name(b) and bool(_servers(a) & _servers(b))
 
-    def host(url: Any) -> str:
-        return "localhost" if url.host in loopback else str(url.host).lower()
 
-    return (host(a) == host(b) and (a.port or 0) == (b.port or 0)
-            and (a.database or "") == (b.database or ""))
+def _same_sqlite_file(a: URL, b: URL) -> bool:
+    name_a, name_b = _sqlite_path(a.database), _sqlite_path(b.database)
+    if name_a is None or name_b is None:  # memory: never shared by two processes
+        return name_a == name_b
+    path_a, path_b = Path(name_a).expanduser(), Path(name_b).expanduser()
+    with contextlib.suppress(OSError):
+        if path_a.exists() and path_b.exists():
+            return os.path.samefile(path_a, path_b)
+    return path_a.resolve() == path_b.resolve()
+
+
+def _sqlite_path(database: str | None) -> str | None:
+    """The file a SQLite URL's database part names (a `file:` URI's path), or None for
+    memory."""
+    if not database or database == ":memory:":
+        return None
+    if database.startswith("file:"):
+        path = urlsplit(database).path
+        return None if not path or path == ":memory:" else path
+    return database
+
+
+def _query(url: URL, name: str) -> list[str]:
+    """A query parameter's values, comma-separated lists split (libpq's multiple hosts)."""
+    value = url.query.get(name)
+    values = [value] if isinstance(value, str) else list(value or ())
+    return [part.strip() for v in values for part in v.split(",") if part.strip()]
+
+
+def _database_name(url: URL) -> str:
+    """The database's name; libpq's default is the user's name."""
+    return (url.database or next(iter(_query(url, "dbname")), "")
+            or url.username or next(iter(_query(url, "user")), ""))
+
+
+def _servers(url: URL) -> set[tuple[str, int]]:
+    """The (address, port) pairs the URL may reach; the local server as ("local", port)."""
+    hosts = [url.host] if url.host else _query(url, "host") or [""]
+    ports = [url.port] if url.port else [int(p) for p in _query(url, "port") if p.isdecimal()]
+    default = DEFAULT_PORTS.get(url.get_backend_name(), 0)
+    found: set[tuple[str, int]] = set()
+    for index, host in enumerate(hosts):
+        port = ports[min(index, len(ports) - 1)] if ports else default
+        found |= {(address, port) for address in _addresses(host)}
+    return found
+
+
+def _addresses(host: str) -> set[str]:
+    """Where `host` leads: {"local"} for this machine (no host, a Unix socket directory, a
+    loopback or own address), else its resolved addresses, else its name in lower case."""
+    name = host.strip().strip("[]").lower()
+    if not name or name.startswith("/") or name.startswith("@"):
+        return {"local"}
+    resolved = _resolve(name)
+    if resolved & _local_addresses() or any(_is_loopback(a) for a in resolved):
+        return {"local"}
+    return resolved or {name}
+
+
+def _resolve(name: str) -> set[str]:
+    try:
+        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return set()
+    return {str(info[4][0]).split("%")[0] for info in infos}
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def _local_addresses() -> set[str]:
+    """The addresses this machine's own names resolve to."""
+    names = {socket.gethostname(), "localhost"}
+    with contextlib.suppress(OSError):
+        names.add(socket.getfqdn())
+    found: set[str] = set()
+    for name in names:
+        found |= _resolve(name)
+    return found
 
 
 def sandbox_overrides(database_url: str) -> dict[str, Any]:
@@ -117,15 +209,27 @@ def load_sandbox_settings(**overrides: Any) -> BotSettings:
                                "and /reset empties its database, so it needs a database of "
                                "its own. Set SANDBOX_DATABASE_URL to another database")
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        private_directory(Path(url.removeprefix("sqlite:///")).parent)
     passed = {k: v for k, v in overrides.items() if k != "sandbox_database_url"}
     return load_bot_settings(**{**passed, **sandbox_overrides(url)})
+
+
+def private_directory(path: Path) -> None:
+    """Create `path` (and its parents) if missing; the directory created for the sandbox's
+    data is its owner's only (0700, whatever the umask). One that exists is left as it
+    is."""
+    if path.is_dir():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+        path.chmod(0o700)
 
 
 def _safe(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return "the same URL"
 
 
@@ -229,7 +333,12 @@ async def _reset(update: Update, context: Context, staff: str) -> None:
     key = user_key(update)
     playing = await core(rt.conversations.member_id, key)
     mobile = (await core(rt.service.member_by_id, playing)).mobile if playing else None
-    members = await core(demo.reset, rt.service)
+    try:
+        members = await core(demo.reset, rt.service)
+    except PointsError as error:  # 899: not a sandbox database; nothing was deleted
+        log.error("/reset refused: %s", error)
+        await say(update, context, replies.refusal(error))
+        return
     await core(rt.service.record_staff_action, staff, "sandbox-reset", "", True,
                f"{len(members)} demo members seeded")
     again = next((m for m in members if mobile and m.mobile == mobile), None)
@@ -253,4 +362,5 @@ async def show_demo(update: Update, context: Context) -> None:
 
 
 __all__ = ["DEFAULT_SANDBOX_DATABASE_URL", "SANDBOX_MARK", "SandboxSettings",
-           "build_sandbox_application", "install", "load_sandbox_settings", "same_database"]
+           "build_sandbox_application", "install", "load_sandbox_settings", "private_directory",
+           "same_database"]

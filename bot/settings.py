@@ -3,19 +3,23 @@
 `load_bot_settings()` is the only way in, like `core.settings.load_settings()`: a value that
 does not parse is refused with 888, a combination that cannot work (a webhook without a
 secret, the log channel in production) with 899, each with a message naming the setting.
+`require_production_ready()` adds what `loyalty-bot run` needs outside the sandbox: a
+strong SECRET_KEY, and OTP_CHANNEL chat only with ALLOW_CHAT_CODES=true.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError, field_validator
 
-from core.settings import DEV_SECRET_KEY, Settings
+from core.settings import DEV_SECRET_KEY, Settings, require_strong_key
 from core.status import PointsError
 
+log = logging.getLogger(__name__)
 CHANNELS = ("chat", "email", "sms", "log")
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
 # What Telegram accepts as a webhook secret token.
@@ -32,6 +36,9 @@ class BotSettings(Settings):
     staff_telegram_ids: str = ""  # comma-separated Telegram user ids
     # Where validation codes go: one or several of chat, email, sms, log.
     otp_channel: str = "sms"
+    # OTP_CHANNEL chat outside the sandbox sends the code to the chat it verifies (no
+    # second factor): refused unless this is set.
+    allow_chat_codes: bool = False
 
     smtp_host: str = ""
     smtp_port: int = 587
@@ -147,6 +154,26 @@ class BotSettings(Settings):
         if not 0 <= self.webhook_port <= 65535:
             found.append(f"WEBHOOK_PORT must be a port number (it is {self.webhook_port})")
         return found
+
+
+def require_production_ready(settings: BotSettings) -> None:
+    """What `loyalty-bot run` checks outside the sandbox, before it starts (long polling
+    or webhook): a strong SECRET_KEY (`core.settings.require_strong_key`), and OTP_CHANNEL
+    chat only with ALLOW_CHAT_CODES=true (a warning is logged when it is). 899 otherwise."""
+    problems: list[str] = []
+    try:
+        require_strong_key(settings)
+    except PointsError as weak:
+        problems.append(weak.detail)
+    if "chat" in settings.channels and not settings.allow_chat_codes:
+        problems.append("OTP_CHANNEL chat sends the validation code to the very chat it is "
+                        "meant to verify, so it is no second factor: use sms or email, or "
+                        "set ALLOW_CHAT_CODES=true if you accept that")
+    if problems:
+        raise PointsError(899, "; ".join(problems))
+    if "chat" in settings.channels:
+        log.warning("ALLOW_CHAT_CODES=true: validation codes are sent in the chat they "
+                    "verify, so they are no second factor")
 
 
 def load_bot_settings(*, require_token: bool = True, **overrides: Any) -> BotSettings:

@@ -31,8 +31,9 @@ Failing on demand: `fail_next(Fault.retry_after(1), times=1, methods={"sendMessa
 answers the next matching calls with HTTP 429 and `parameters.retry_after` (the library
 raises `RetryAfter`), `Fault.server_error(502)` with a 5xx, `Fault.timeout()` by raising
 `TimedOut` (`delivered=True`: the message arrives, only the answer is lost),
-`Fault.slow(2)` answers normally two seconds late; `chat_id=` limits a fault to one chat;
-`clear_faults()` disarms them all.
+`Fault.slow(2)` answers normally two seconds late (`slow_waiting` counts the answers held
+back now; `hurry()` lets them all go at once, so a test need not race a clock);
+`chat_id=` limits a fault to one chat; `clear_faults()` disarms them all.
 
 Feeding updates: `user(id, first_name)` returns a `TelegramUser` that builds realistic
 update JSON (`says`, `shares_contact`, `presses`, `sends_callback`), numbered by this
@@ -186,6 +187,8 @@ class StandInRequest(BaseRequest):
         self._message_ids: dict[int, itertools.count[int]] = {}
         self._chats: dict[int, JSON] = {}
         self._faults: list[_ArmedFault] = []
+        self._hurries = 0  # how often `hurry()` was called
+        self.slow_waiting = 0  # slow answers being held back now
         self._updates: list[JSON] = []
         self._update_ids = itertools.count(100_000)
         self.callback_answers: list[JSON] = []
@@ -269,6 +272,24 @@ class StandInRequest(BaseRequest):
         with self._lock:
             self._faults.clear()
 
+    def hurry(self) -> None:
+        """Let every slow answer held back now go at once."""
+        with self._lock:
+            self._hurries += 1
+
+    async def _held_back(self, seconds: float) -> None:
+        with self._lock:
+            hurries = self._hurries
+            self.slow_waiting += 1
+        deadline = time.monotonic() + seconds
+        try:
+            # hurry() may come from another thread (a terminal's): no asyncio.Event to share.
+            while time.monotonic() < deadline and self._hurries == hurries:  # noqa: ASYNC110
+                await asyncio.sleep(min(0.01, seconds))
+        finally:
+            with self._lock:
+                self.slow_waiting -= 1
+
     def next_update_id(self) -> int:
         with self._lock:
             return next(self._update_ids)
@@ -304,7 +325,7 @@ class StandInRequest(BaseRequest):
             return await self._get_updates(params)
         fault = self._take_fault(api_method, params)
         if fault is not None and fault.kind == "slow":
-            await asyncio.sleep(fault.seconds)
+            await self._held_back(fault.seconds)
         elif fault is not None:
             return self._fail(api_method, params, fault)
         return self._answer(api_method, params)

@@ -9,7 +9,8 @@ module only turns what the staff user types into the updates Telegram would deli
 shows what the bot sent back.
 
 - Its own SQLite database, `sandbox-data/terminal.db` (fresh on every start; `--keep`
-  reuses it), seeded with the demo members of `bot.demo` through the engine.
+  reuses it), seeded with the demo members of `bot.demo` through the engine. The
+  directory is created readable by its owner only (0700), the database files 0600.
 - The staff user is one Telegram user, in STAFF_TELEGRAM_IDS, who plays a demo member:
   picked at the start, switched with `/as MOBILE` or `/as N` (the bot's sandbox command;
   `/forget` unlinks, to try a first visit with /start and the contact button).
@@ -20,7 +21,8 @@ shows what the bot sent back.
   request_contact button shares the played member's own contact). `'5` sends the text 5.
 - Terminal commands: `/contact [NUMBER]` shares a contact as your own (the played member's,
   or any number, say one not in the program for 816); `/quit` (or Ctrl-C, or end of input)
-  leaves, closing the application and the database.
+  leaves, closing the application and the database. Ctrl-C works even when the sandbox was
+  started with SIGINT ignored (a background job): it restores the handler at start.
 - Colours (ANSI) unless NO_COLOR is set, TERM is dumb, or stdout is not a terminal. The
   log goes to `sandbox-data/sandbox.log`, not the screen.
 
@@ -51,7 +53,7 @@ from typing import IO, Any, TypeVar
 
 from bot import demo
 from bot.app import ALLOWED_UPDATES
-from bot.sandbox import build_sandbox_application, sandbox_overrides
+from bot.sandbox import build_sandbox_application, private_directory, sandbox_overrides
 from bot.senders import make_senders
 from bot.settings import BotSettings, load_bot_settings
 from bot.standin import BotMessage, Button, StandInRequest
@@ -493,7 +495,10 @@ def _log_to_file(path: Path, verbose: bool) -> None:
 
 def run_terminal(data_dir: Path, *, keep: bool = False, verbose: bool = False) -> int:
     """`loyalty-bot sandbox`: set up the sandbox in `data_dir` and run the session."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    # Ctrl-C leaves the sandbox, whatever this process inherited: started in the
+    # background by a non-interactive shell (`&`, nohup), SIGINT arrives ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    private_directory(data_dir)  # 0700 when created here: the database is in it
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(errors="replace")
     with _exclusive(data_dir):

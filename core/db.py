@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import random
 import threading
 import time
@@ -99,6 +100,24 @@ def is_transient(error: BaseException) -> bool:
     return sqlstate in _RETRY_SQLSTATES
 
 
+def _create_owner_only(url: str) -> None:
+    """Create a missing SQLite database file readable by its owner only (0600, whatever the
+    umask); SQLite gives the -wal and -shm files it makes the database file's mode. An
+    existing file is left as it is; a file that cannot be made is SQLite's to report."""
+    database = make_url(url).database
+    if not database or database.startswith("file:"):
+        return
+    try:
+        handle = os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:  # it exists, or its directory does not: SQLite says what is wrong
+        return
+    try:
+        if hasattr(os, "fchmod"):  # POSIX (the umask may have taken bits off)
+            os.fchmod(handle, 0o600)
+    finally:
+        os.close(handle)
+
+
 class Database:
     """One database: its engine, its units of work, its migrations."""
 
@@ -124,6 +143,7 @@ class Database:
         if url in ("sqlite://", "sqlite:///:memory:"):
             raise PointsError(888, "DATABASE_URL must name a SQLite file, not memory: the "
                                    "bot, the CLI and the workers share it")
+        _create_owner_only(url)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")

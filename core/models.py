@@ -206,3 +206,13 @@ class StaffAction(SQLModel, table=True):
     allowed: bool
     detail: str = Field(default="", max_length=500)
     created_at: datetime
+
+
+class SandboxMark(SQLModel, table=True):
+    """Present in a sandbox's database only: what lets the sandbox seed demo members and
+    empty the database (`core.sandbox`). A production database never has it."""
+
+    __tablename__ = "sandbox_mark"
+
+    id: int = Field(default=1, primary_key=True)  # one row at most
+    created_at: datetime

@@ -18,6 +18,9 @@ from core.status import PointsError
 
 FRAUD_STATUSES = ("NONE", "MARKED", "CONFIRMED", "RECONFIRMED", "NOT_FRAUD", "INTERNAL")
 DEV_SECRET_KEY = "dev-only-secret-change-me"  # noqa: S105  (refused in production)
+EXAMPLE_SECRET_KEY = "change-me-to-a-long-random-string"  # noqa: S105  (.env.example's)
+MIN_SECRET_KEY_LENGTH = 32
+MAKE_A_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
 
 
 class Settings(BaseSettings):
@@ -130,6 +133,29 @@ class Settings(BaseSettings):
     def points_value(self, points: int) -> Decimal:
         """The currency value of `points` at POINTS_CURRENCY_RATIO, to two decimals."""
         return (Decimal(points) * self.points_currency_ratio).quantize(Decimal("0.01"))
+
+
+def secret_key_weakness(key: str) -> str | None:
+    """Why `key` is too weak to derive validation codes from outside the sandbox (anyone
+    could know or guess it), or None when it is not."""
+    if key == DEV_SECRET_KEY:
+        return "is the built-in development key"
+    if key.strip() == EXAMPLE_SECRET_KEY:
+        return "is the placeholder from .env.example"
+    if len(key.strip()) < MIN_SECRET_KEY_LENGTH:
+        return (f"is {len(key.strip())} characters long; it needs at least "
+                f"{MIN_SECRET_KEY_LENGTH}")
+    return None
+
+
+def require_strong_key(settings: Settings) -> None:
+    """Refuse with 899 a weak SECRET_KEY (`secret_key_weakness`): called before anything
+    that delivers validation codes outside the sandbox starts."""
+    weakness = secret_key_weakness(settings.secret_key)
+    if weakness is not None:
+        raise PointsError(899, f"SECRET_KEY {weakness}: validation codes are derived from "
+                               "it, so a key anyone could know or guess lets them make "
+                               f"codes. Make one with: {MAKE_A_KEY}")
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -212,14 +212,19 @@ async def test_a_slow_chat_does_not_hold_up_another(world: World) -> None:
     await asha.link()
     other = Chat(world, world.stand_in.user(4242, "Other"), asha.application)
     app = asha.application
-    world.stand_in.fail_next(Fault.slow(2.0), methods={"sendMessage"}, chat_id=asha.user.id)
+    # Held back until the test lets it go (`hurry`), not for a time the quick chat could
+    # overrun on a loaded machine.
+    world.stand_in.fail_next(Fault.slow(600), methods={"sendMessage"}, chat_id=asha.user.id)
     slow = Update.de_json(asha.user.says("/balance"), app.bot)
     quick = Update.de_json(other.user.says("/help"), app.bot)
     slow_task = asyncio.create_task(app.update_processor.process_update(
         slow, app.process_update(slow)))
-    await asyncio.sleep(0.05)
+    async with asyncio.timeout(60):  # until the slow reply is held back at the Bot API
+        while not world.stand_in.slow_waiting:  # noqa: ASYNC110  (no event to wait on)
+            await asyncio.sleep(0.01)
     await app.update_processor.process_update(quick, app.process_update(quick))
     assert world.stand_in.messages(4242)  # answered ...
     assert not slow_task.done()  # ... while the other chat still waits for Telegram
-    await slow_task
+    world.stand_in.hurry()
+    await asyncio.wait_for(slow_task, 60)
     assert asha.last().text.startswith("Current points")

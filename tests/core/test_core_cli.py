@@ -27,6 +27,7 @@ ROWS: list[dict[str, Any]] = [
     {"email": "ravi@example.com", "name": "Ravi", "type": "non_loyalty"},
 ]
 ASHA = "+919876543210"
+STRONG_KEY = "cli-test-key-" + "k" * 32
 
 
 class Cli:
@@ -34,7 +35,7 @@ class Cli:
 
     def __init__(self, url: str) -> None:
         self.runner = CliRunner()
-        self.env = {"DATABASE_URL": url}
+        self.env = {"DATABASE_URL": url, "SECRET_KEY": STRONG_KEY}
 
     def __call__(self, *args: str, exit_code: int = 0, **settings: str) -> Result:
         result = self.runner.invoke(app, list(args), env={**self.env, **settings})
@@ -141,6 +142,27 @@ def test_failures_print_code_and_message_and_exit_nonzero(db_url: str,
     assert "current points 1000" in cli("member", ASHA).stdout  # nothing changed
 
 
+@pytest.mark.parametrize(("key", "why"), [
+    (None, "the built-in development key"),
+    ("change-me-to-a-long-random-string", "the placeholder from .env.example"),
+    ("x" * 31, "31 characters long"),
+])
+def test_validationcode_refuses_a_weak_secret_key(sqlite_url: str, tmp_path: Path,
+                                                 key: str | None, why: str) -> None:
+    cli = Cli(sqlite_url)
+    members = tmp_path / "members.csv"
+    members.write_bytes(member_csv(ROWS))
+    cli("import", str(members))
+    if key is None:
+        del cli.env["SECRET_KEY"]
+    result = cli("validationcode", ASHA, "200", exit_code=1, **({"SECRET_KEY": key} if key
+                                                                else {}))
+    line = refusal_line(result)
+    assert line.startswith("899 ") and f"SECRET_KEY is {why}" in line
+    assert 'python -c "import secrets; print(secrets.token_urlsafe(32))"' in line
+    assert "validation code for member" not in result.stdout  # no code was made
+
+
 def test_bad_import_file_lists_every_bad_row_and_exits_1(db_url: str, tmp_path: Path) -> None:
     """A file refused for its rows is a refusal (exit 1), not wrong usage (2)."""
     cli = Cli(db_url)
@@ -221,10 +243,12 @@ def test_an_unreachable_database_answers_815_or_889_in_one_line(tmp_path: Path) 
 def test_the_bot_does_not_start_on_an_unreachable_database(tmp_path: Path) -> None:
     nowhere = f"sqlite:///{tmp_path / 'no-such-directory' / 'loyalty.db'}"
     bot = {"TELEGRAM_BOT_TOKEN": "123456:TEST-TOKEN", "DB_RETRY_ATTEMPTS": "2",
-           "OTP_CHANNEL": "chat"}
+           "OTP_CHANNEL": "chat", "ALLOW_CHAT_CODES": "true", "SECRET_KEY": "k" * 40}
     result = loyalty_bot("run", DATABASE_URL=nowhere, **bot)
     assert result.returncode == 1
-    assert one_line(result).startswith(f"815 {message(815)}")
+    # The last line answers (before it: ALLOW_CHAT_CODES's warning at start).
+    assert result.stderr.splitlines()[-1].startswith(f"815 {message(815)}"), result.stderr
+    assert "Traceback" not in result.stderr
     result = loyalty_bot("run", "--sandbox", SANDBOX_DATABASE_URL=nowhere,
                          DATABASE_URL=f"sqlite:///{tmp_path / 'loyalty.db'}", **bot)
     assert result.returncode == 1

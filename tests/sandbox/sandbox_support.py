@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pexpect
@@ -33,11 +34,13 @@ def clean_environment(**extra: str) -> dict[str, str]:
     return env
 
 
-def spawn_sandbox(cwd: Path, *args: str, timeout: float = 30, **env: str) -> pexpect.spawn:
-    """`loyalty-bot sandbox ARGS` (this checkout's) under a pseudo-terminal in `cwd`."""
+def spawn_sandbox(cwd: Path, *args: str, timeout: float = 30,
+                  preexec_fn: Callable[[], None] | None = None, **env: str) -> pexpect.spawn:
+    """`loyalty-bot sandbox ARGS` (this checkout's) under a pseudo-terminal in `cwd`;
+    `preexec_fn` runs in the child before it starts (to set what it inherits)."""
     child = pexpect.spawn(sys.executable, ["-m", "bot.cli", "sandbox", *args], cwd=str(cwd),
                           env=clean_environment(**env), encoding="utf-8", timeout=timeout,
-                          dimensions=(50, 220))
+                          dimensions=(50, 220), preexec_fn=preexec_fn)
     child.logfile_read = (cwd / "terminal.log").open("w", encoding="utf-8")
     return child
 

@@ -5,9 +5,11 @@ Bot API."""
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,19 +17,26 @@ import pytest
 from sandbox_support import clean_environment, isolate
 from telegram import Update
 from telegram.ext import Application
+from throwaway_db import own_database
 
+from bot import demo
 from bot.app import build_application
 from bot.sandbox import (
     SANDBOX_MARK,
     build_sandbox_application,
+    install,
     load_sandbox_settings,
     same_database,
 )
 from bot.settings import load_bot_settings
 from bot.standin import BotMessage, StandInRequest, TelegramUser
+from core import sandbox as sandbox_db
+from core.service import PointsService
+from core.settings import load_settings
 from core.status import PointsError
 
 TOKEN = "123456:SANDBOX-TEST"
+PROD_PG = "postgresql+psycopg://app@127.0.0.1:5432/prod"
 STAFF, MEMBER = 900, 1001
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
 
@@ -53,10 +62,19 @@ def run_sandbox(cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
      "SANDBOX_DATABASE_URL": "sqlite:///data/../data/./prod.db"},
     {"DATABASE_URL": "sqlite:///data/prod.db", "SANDBOX_DATABASE_URL": "{cwd}/data/prod.db"},
     {"DATABASE_URL": "sqlite:///sandbox-data/telegram.db"},  # the sandbox's default
-], ids=["default", "same", "dotted", "absolute", "sandbox-default"])
+    {"DATABASE_URL": "sqlite:///data/prod.db", "SANDBOX_DATABASE_URL": "sqlite:///link/prod.db"},
+    {"DATABASE_URL": PROD_PG, "SANDBOX_DATABASE_URL": "postgresql+psycopg://app@127.0.0.1/prod"},
+    {"DATABASE_URL": PROD_PG,
+     "SANDBOX_DATABASE_URL": "postgresql+psycopg://app@localhost:5432/prod"},
+    {"DATABASE_URL": PROD_PG,
+     "SANDBOX_DATABASE_URL": "postgresql+psycopg:///prod?host=127.0.0.1&port=5432"},
+    {"DATABASE_URL": PROD_PG, "SANDBOX_DATABASE_URL": "postgresql+psycopg:///prod"},
+], ids=["default", "same", "dotted", "absolute", "sandbox-default", "symlink", "no-port",
+        "localhost", "query-host-port", "unix-socket"])
 def test_run_sandbox_refuses_the_production_database(tmp_path: Path,
                                                      env: dict[str, str]) -> None:
     (tmp_path / "data").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "data")
     values = {k: v.replace("{cwd}", "sqlite:///" + str(tmp_path)) for k, v in env.items()}
     done = run_sandbox(tmp_path, **values)
     assert done.returncode == 1
@@ -70,6 +88,20 @@ def test_run_sandbox_refuses_the_production_database(tmp_path: Path,
 
 @pytest.mark.parametrize(("first", "second", "same"), [
     ("sqlite:///a.db", "sqlite:///a.db", True),
+    ("sqlite:///a.db", "sqlite:///sub/../a.db", True),
+    ("sqlite:///a.db", "sqlite:///file:a.db?mode=rwc&uri=true", True),
+    (PROD_PG, "postgresql+psycopg://app@127.0.0.1/prod", True),  # no port: 5432
+    (PROD_PG, "postgresql+psycopg://app@localhost/prod", True),
+    (PROD_PG, "postgresql+psycopg://app@[::1]:5432/prod", True),
+    (PROD_PG, "postgresql+psycopg:///prod?host=127.0.0.1&port=5432", True),
+    (PROD_PG, "postgresql+psycopg:///prod?host=localhost", True),
+    (PROD_PG, "postgresql+psycopg:///?host=127.0.0.1&dbname=prod", True),
+    (PROD_PG, "postgresql+psycopg:///prod", True),  # the Unix socket: the local server
+    (PROD_PG, "postgresql+psycopg:///prod?host=/var/run/postgresql", True),
+    (PROD_PG, "postgresql+psycopg://app@127.0.0.1:5432/prod_sandbox", False),
+    (PROD_PG, "postgresql+psycopg://app@127.0.0.1:5433/prod", False),
+    (PROD_PG, "postgresql+psycopg:///prod?host=127.0.0.1&port=5433", False),
+    ("postgresql+psycopg://app@db/loyalty", "postgresql+psycopg://app@db:5432/loyalty", True),
     ("sqlite:///a.db", "sqlite:///./a.db", True),
     ("sqlite:///a.db", "sqlite:///b.db", False),
     ("postgresql+psycopg://app:pw@db:5432/loyalty", "postgresql://other@db:5432/loyalty", True),
@@ -80,6 +112,8 @@ def test_run_sandbox_refuses_the_production_database(tmp_path: Path,
     ("postgresql+psycopg://app@db:5432/loyalty", "postgresql+psycopg://app@db:5433/loyalty",
      False),
     ("postgresql+psycopg://app@db/loyalty", "sqlite:///loyalty", False),
+    ("postgresql://app@db:abc/loyalty", "postgresql://app@db:abc/loyalty", True),  # unparsable
+    ("postgresql://app@db:abc/loyalty", "postgresql://app@db/loyalty", False),
 ])
 def test_what_counts_as_the_same_database(first: str, second: str, same: bool) -> None:
     assert same_database(first, second) is same
@@ -232,3 +266,95 @@ async def test_production_has_no_sandbox_commands_and_no_mark(hermetic: Path) ->
         await application.shutdown()
         if application.post_shutdown is not None:
             await application.post_shutdown(application)
+
+
+# ---------------------------------------------------------------- the sandbox mark
+
+PRODUCTION_MEMBERS = (b"mobile,email,external_id,name,type,fraud_status,current_points,"
+                      b"lifetime_points,lifetime_purchases\n"
+                      b"+919876500001,,,Real Customer,loyalty,NONE,700,700,100.00\n"
+                      b"+919876500002,,,Another One,loyalty,NONE,50,90,0\n")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def production_url(request: pytest.FixtureRequest, hermetic: Path) -> Iterator[str]:
+    """A production-looking database: real members, no sandbox mark."""
+    with own_database(request.param, hermetic, "prod.db") as url:
+        service = PointsService(load_settings(database_url=url))
+        service.import_csv(PRODUCTION_MEMBERS, filename="customers.csv")
+        service.db.dispose()
+        yield url
+
+
+def untouched(url: str) -> None:
+    """The production database still has its two members, and no demo member or mark."""
+    service = PointsService(load_settings(database_url=url))
+    try:
+        assert service.member_count() == 2
+        assert service.member("+919876500001").current_points == 700
+        assert demo.members(service) == []
+        assert not sandbox_db.is_sandbox(service.db)
+    finally:
+        service.db.dispose()
+
+
+def test_seeding_refuses_a_database_with_members_and_no_sandbox_mark(
+        production_url: str) -> None:
+    """However the URL guard was passed, the sandbox does not seed a database that may be
+    production's."""
+    settings = load_sandbox_settings(telegram_bot_token=TOKEN,
+                                     sandbox_database_url=production_url,
+                                     database_url="sqlite:///elsewhere.db")
+    with pytest.raises(PointsError) as refused:
+        build_sandbox_application(settings, request=StandInRequest())
+    assert refused.value.code == 899
+    assert "no sandbox mark" in refused.value.detail
+    service = PointsService(load_settings(database_url=production_url))
+    try:
+        for seeding in (demo.seed, demo.seed_if_empty, demo.reset):
+            with pytest.raises(PointsError) as refused:
+                seeding(service)
+            assert refused.value.code == 899
+    finally:
+        service.db.dispose()
+    untouched(production_url)
+
+
+async def test_reset_refuses_a_database_with_members_and_no_sandbox_mark(
+        production_url: str) -> None:
+    """The sandbox commands on an application whose database is production's: /reset
+    answers 899 and deletes nothing."""
+    settings = load_bot_settings(telegram_bot_token=TOKEN, otp_channel="chat",
+                                 staff_telegram_ids=str(STAFF), database_url=production_url)
+    stand_in = StandInRequest()
+    application = build_application(settings, request=stand_in)
+    install(application)
+    await application.initialize()
+    try:
+        text = await Bot(application, stand_in).says(stand_in.user(STAFF, "Staff"), "/reset")
+        assert text.startswith(f"{SANDBOX_MARK}\n899 Configuration is invalid"), text
+        assert "no sandbox mark" in text
+    finally:
+        await application.shutdown()
+        if application.post_shutdown is not None:
+            await application.post_shutdown(application)
+    untouched(production_url)
+
+
+async def test_the_sandbox_marks_the_database_it_seeds_and_reset_keeps_the_mark(
+        sandbox_bot: Bot) -> None:
+    service = sandbox_bot.application.bot_data["runtime"].service
+    assert sandbox_db.is_sandbox(service.db)
+    assert "The sandbox was reset" in await sandbox_bot.says(sandbox_bot.user(STAFF, "S"),
+                                                             "/reset")
+    assert sandbox_db.is_sandbox(service.db)
+    assert len(demo.members(service)) == len(demo.DEMO_MEMBERS)
+
+
+def test_the_sandbox_data_directory_is_the_owners_only(hermetic: Path) -> None:
+    previous = os.umask(0)
+    try:
+        load_sandbox_settings(telegram_bot_token=TOKEN)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((hermetic / "sandbox-data").stat().st_mode) == 0o700

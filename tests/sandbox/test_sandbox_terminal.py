@@ -3,7 +3,10 @@ real bot, demo members, buttons as numbered choices, codes in the chat."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -185,3 +188,30 @@ def test_keep_reuses_the_database_and_a_fresh_start_does_not(tmp_path: Path) -> 
     assert "current points now 3,500" in session()  # fresh again
     assert (tmp_path / "sandbox-data" / "terminal.db").exists()
     assert (tmp_path / "sandbox-data" / "sandbox.log").exists()
+
+
+def ignore_sigint_with_open_umask() -> None:
+    """What a background job of a non-interactive shell (`&`, nohup) inherits: SIGINT
+    ignored; and a umask that lets everyone read new files."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.umask(0)
+
+
+def test_ctrl_c_leaves_even_when_sigint_was_inherited_ignored_and_the_files_are_private(
+        tmp_path: Path) -> None:
+    child = spawn_sandbox(tmp_path, NO_COLOR="1", preexec_fn=ignore_sigint_with_open_umask)
+    child.expect("Pick a demo member to be")
+    child.sendline("1")
+    assert "You are now Asha Rao" in until_prompt(child)
+    data = tmp_path / "sandbox-data"
+    database = data / "terminal.db"
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode)
+             for path in (data, database, Path(f"{database}-wal"), Path(f"{database}-shm"))}
+    assert modes == {"sandbox-data": 0o700, "terminal.db": 0o600, "terminal.db-wal": 0o600,
+                     "terminal.db-shm": 0o600}
+    child.sendcontrol("c")
+    child.expect("Bye!")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert "Traceback" not in str(child.before)

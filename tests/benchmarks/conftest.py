@@ -1,0 +1,19 @@
+"""Fixtures of the benchmarks' suite: no setting leaks in from the environment or a
+developer's `.env` (the benchmarks pass the settings they need; anything else read from
+the checkout's `.env` changed what they measured, and failed them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.settings import BotSettings
+
+
+@pytest.fixture(autouse=True)
+def _hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in BotSettings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.chdir(tmp_path)
