@@ -28,7 +28,7 @@ from sqlmodel import Session, col, select
 from core import codes, ledger, rules
 from core.db import Database
 from core.delivery import CodeMessage, CodeSender, DeliveryFailed
-from core.identifiers import Identifier, Kind, mask, parse_identifier
+from core.identifiers import Identifier, Kind, mask, parse_as, parse_identifier
 from core.models import (
     Bill,
     CustomerType,
@@ -759,17 +759,16 @@ class PointsService:
             raise InputError("the row contains a NUL character")
         region = self.settings.default_phone_region
         identifiers: list[Identifier] = []
+        # Each column says what its value is: nothing is guessed (an external id may be a
+        # number).
         for kind in (Kind.MOBILE, Kind.EMAIL, Kind.EXTERNAL_ID):
             raw = fields[kind.value].strip()
             if not raw:
                 continue
             try:
-                ident = parse_identifier(raw, region)
+                identifiers.append(parse_as(kind, raw, region))
             except PointsError:
                 raise InputError(f"{kind.value} {raw!r} is not a valid {kind.value}") from None
-            if ident.kind != kind:
-                raise InputError(f"{kind.value} {raw!r} is not a valid {kind.value}")
-            identifiers.append(ident)
         if not identifiers:
             raise InputError("a row needs a mobile, an email or an external id")
         name = fields["name"].strip()
