@@ -8,18 +8,22 @@ stands or falls on its own.
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from points_harness import Env, member_csv
+from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from bot.cli import app
 from core.identifiers import Kind, parse_identifier
+from core.models import Redemption
 from core.service import ImportRejected, PointsService, RedemptionResult
-from core.status import PointsError
+from core.status import CATALOGUE, PointsError
 
 
 def refused(action: Callable[[], object]) -> PointsError:
@@ -32,6 +36,111 @@ def redeem(service: PointsService, who: str, points: int, *, txn: str, ref: str,
            **kw: Any) -> RedemptionResult:
     return service.redeem(who, points, None, transaction_number=txn, external_reference=ref,
                           **kw)
+
+
+# ---------------------------------------------------------------- rules
+
+
+def test_the_maximum_caps_a_transaction_not_each_redemption(env: Env) -> None:
+    service = env.service(validation_code_required=False, redemption_max_points=400)
+    who = env.add_member(service, points=5000).mobile
+    assert who is not None
+    first = redeem(service, who, 400, txn="BILL-1", ref="A")
+    error = refused(lambda: redeem(service, who, 100, txn="BILL-1", ref="B"))
+    assert error.code == 819
+    assert "400 already redeemed on this transaction number" in error.detail
+    assert "for a transaction" in error.status.message
+    assert redeem(service, who, 400, txn="BILL-2", ref="C").points_redeemed == 400
+    # Net of reversals: what was given back may be redeemed again on the transaction.
+    service.reverse(first.redemption_id, 150)
+    assert redeem(service, who, 150, txn="BILL-1", ref="D").points_redeemed == 150
+    assert refused(lambda: redeem(service, who, 100, txn="BILL-1", ref="E")).code == 819
+    # A revert gives back what the transaction took: never more than the maximum.
+    assert service.revert(who, "BILL-1", 400).points_reversed == 400
+    assert service.balance(who).current_points == 5000 - 400
+    assert service.audit() == []
+
+
+def test_the_transaction_maximum_holds_under_concurrent_redemptions(env: Env) -> None:
+    service = env.service(validation_code_required=False, redemption_max_points=400)
+    who = env.add_member(service, points=5000).mobile
+    assert who is not None
+    workers = [env.service(validation_code_required=False, redemption_max_points=400)
+               for _ in range(4)]
+    outcomes: list[int] = []
+    start = threading.Barrier(len(workers))
+
+    def attempt(worker: PointsService, n: int) -> None:
+        start.wait(timeout=30)
+        try:
+            redeem(worker, who, 400, txn="BILL-9", ref=f"R-{n}")
+            outcomes.append(800)
+        except PointsError as error:
+            outcomes.append(error.code)
+
+    threads = [threading.Thread(target=attempt, args=(w, n)) for n, w in enumerate(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert sorted(outcomes) == [800, 819, 819, 819]
+    assert service.balance(who).current_points == 4600
+    assert service.audit() == []
+
+
+def test_a_replay_tells_what_was_reversed_since_and_the_balance_now(env: Env) -> None:
+    service = env.service(validation_code_required=False)
+    who = env.add_member(service, points=1000).mobile
+    assert who is not None
+    first = redeem(service, who, 300, txn="T-1", ref="EXT-1")
+    assert (first.balance, first.current_points, first.points_reversed) == (700, 700, 0)
+    service.reverse(first.redemption_id, 100)
+    service.goodwill(who, 50, reason="sorry", staff="agent")
+    replay = redeem(service, who, 300, txn="T-1", ref="EXT-1")
+    assert replay.replayed and replay.redemption_id == first.redemption_id
+    assert replay.balance == 700  # right after the redemption, as first answered
+    assert (replay.points_reversed, replay.current_points) == (100, 850)
+    assert service.balance(who).current_points == 850
+    assert service.audit() == []
+
+
+def test_the_idempotency_key_belongs_to_the_member_not_to_how_they_were_named(
+        env: Env) -> None:
+    service = env.service(validation_code_required=False)
+    member = env.add_member(service, mobile="+919800000001", email="asha@example.com",
+                            external_id="CRM-1", points=1000)
+    first = redeem(service, "CRM-1", 300, txn="T-1", ref="EXT-1")
+    for other_name in ("9800000001", "+91 98000 00001", "ASHA@example.com", "mobile:9800000001"):
+        again = redeem(service, other_name, 300, txn="T-1", ref="EXT-1")
+        assert again.replayed and again.redemption_id == first.redemption_id, other_name
+    assert refused(lambda: redeem(service, "9800000001", 200, txn="T-1", ref="EXT-1")
+                   ).code == 817
+    assert refused(lambda: redeem(service, "9800000001", 300, txn="T-2", ref="EXT-1")
+                   ).code == 817
+    assert service.balance_of(member.id).current_points == 700
+    assert service.audit() == []
+
+
+def test_rows_fingerprinted_by_the_identifier_text_still_replay(env: Env) -> None:
+    """Rows written before the fingerprint was the member's keep answering replays."""
+    service = env.service(validation_code_required=False)
+    env.add_member(service, mobile="+919800000001", external_id="CRM-1", points=1000)
+    first = redeem(service, "CRM-1", 300, txn="T-1", ref="EXT-OLD")
+    old = hashlib.sha256(b"external_id:CRM-1|300|T-1").hexdigest()
+    with Session(service.db.engine) as session:
+        row = session.exec(select(Redemption).where(Redemption.id == first.redemption_id)).one()
+        row.fingerprint = old
+        session.add(row)
+        session.commit()
+    for name in ("CRM-1", "+919800000001"):
+        again = redeem(service, name, 300, txn="T-1", ref="EXT-OLD")
+        assert again.replayed and again.redemption_id == first.redemption_id
+    assert refused(lambda: redeem(service, "CRM-1", 400, txn="T-1", ref="EXT-OLD")).code == 817
+
+
+def test_the_catalogue_keeps_the_seeds_meaning_of_819() -> None:
+    assert CATALOGUE[819] == ("Points you are trying to redeem are more than the maximum "
+                              "allowed redemption limit for a transaction.")
 
 
 # ---------------------------------------------------------------- identifiers
