@@ -470,18 +470,27 @@ class PointsService:
             raise PointsError(903, f"error id {error_id}", error_id=error_id) from error
 
     def _redemption_time(self, value: str | datetime | None) -> datetime | None:
+        """When the redemption happened: ``YYYY-MM-DD HH:MM:SS``, optionally with a UTC
+        offset (``+05:30``, ``Z``); without one it is the organisation's local time
+        (ORG_TIMEZONE). 859 when it does not parse or is in the future."""
         if value is None or (isinstance(value, str) and not value.strip()):
             return None
         if isinstance(value, datetime):
-            moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+            moment = value if value.tzinfo else value.replace(tzinfo=self.settings.zone)
         else:
+            text = value.strip()
             try:
-                moment = datetime.strptime(value.strip(), TIME_FORMAT).replace(tzinfo=UTC)
+                moment = datetime.strptime(text, TIME_FORMAT + "%z")
             except ValueError:
-                raise PointsError(859, "expected YYYY-MM-DD HH:MM:SS") from None
+                try:
+                    moment = datetime.strptime(text, TIME_FORMAT).replace(
+                        tzinfo=self.settings.zone)
+                except ValueError:
+                    raise PointsError(859, "expected YYYY-MM-DD HH:MM:SS, optionally with "
+                                           "a UTC offset such as +05:30") from None
         if moment > self.clock():
             raise PointsError(859, "the redemption time is in the future")
-        return moment
+        return moment.astimezone(UTC)
 
     @staticmethod
     def _result(redemption: Redemption, replayed: bool = False,

@@ -2,17 +2,20 @@
 the idempotency key belongs to the member, identifiers may be typed and external ids
 numeric, and times are the organisation's (ORG_TIMEZONE).
 
-Functions new with these rules are imported inside the tests that use them, so each test
-stands or falls on its own.
+`core.times` is imported inside the test that uses it, so the other tests stand or fall on
+their own.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from points_harness import Env, member_csv
@@ -23,6 +26,7 @@ from bot.cli import app
 from core.identifiers import Kind, parse_identifier
 from core.models import Redemption
 from core.service import ImportRejected, PointsService, RedemptionResult
+from core.settings import load_settings
 from core.status import CATALOGUE, PointsError
 
 
@@ -211,3 +215,64 @@ def test_the_cli_takes_typed_identifiers(db_url: str, tmp_path: Path) -> None:
     assert shown.exit_code == 0, shown.output
     assert "Numbered" in shown.stdout and "current points 500" in shown.stdout
     assert "Mobile owner" in runner.invoke(app, ["member", "mobile:9876543210"], env=env).stdout
+
+
+# ---------------------------------------------------------------- time
+
+
+def test_org_timezone_is_an_iana_name_and_a_bad_one_is_888() -> None:
+    assert load_settings().org_timezone == "UTC"
+    assert load_settings(org_timezone=" Asia/Kolkata ").zone == ZoneInfo("Asia/Kolkata")
+    for bad in ("Mars/Olympus", "IST+5:30", "../etc/passwd", ""):
+        error = refused(lambda bad=bad: load_settings(org_timezone=bad))
+        assert error.code == 888 and "ORG_TIMEZONE" in error.detail, bad
+
+
+def test_a_redemption_time_without_an_offset_is_the_organisations(env: Env) -> None:
+    # Now is 2026-03-01 09:00 UTC: 14:30 in India.
+    service = env.service(validation_code_required=False, org_timezone="Asia/Kolkata")
+    who = env.add_member(service, points=5000).mobile
+    assert who is not None
+    local = redeem(service, who, 100, txn="T-1", ref="R-1",
+                   redemption_time="2026-03-01 14:05:00")
+    assert local.redemption_time == datetime(2026, 3, 1, 8, 35, tzinfo=UTC)
+    offset = redeem(service, who, 100, txn="T-2", ref="R-2",
+                    redemption_time="2026-03-01 08:35:00+00:00")
+    assert offset.redemption_time == local.redemption_time
+    assert redeem(service, who, 100, txn="T-3", ref="R-3",
+                  redemption_time="2026-03-01 14:05:00+05:30").redemption_time == (
+        local.redemption_time)
+    assert refused(lambda: redeem(service, who, 100, txn="T-4", ref="R-4",
+                                  redemption_time="2026-03-01 14:31:00")).code == 859
+    assert refused(lambda: redeem(service, who, 100, txn="T-5", ref="R-5",
+                                  redemption_time="2026-03-01T14:00:00")).code == 859
+
+
+def test_times_are_shown_in_the_organisations_zone_with_its_abbreviation() -> None:
+    from core.times import show
+
+    moment = datetime(2026, 11, 29, 8, 35, 9, tzinfo=UTC)
+    assert show(moment, ZoneInfo("Asia/Kolkata")) == "2026-11-29 14:05 IST"
+    assert show(moment, ZoneInfo("Asia/Kolkata"), seconds=True) == "2026-11-29 14:05:09 IST"
+    assert show(moment, ZoneInfo("UTC")) == "2026-11-29 08:35 UTC"
+    assert show(datetime(2026, 7, 1, 12, 0, tzinfo=UTC), ZoneInfo("Europe/London")) == (
+        "2026-07-01 13:00 BST")
+
+
+def test_the_cli_shows_times_in_the_organisations_zone(db_url: str, tmp_path: Path) -> None:
+    members = tmp_path / "members.csv"
+    members.write_bytes(member_csv([{"mobile": "9876543210", "current_points": 1000,
+                                     "lifetime_points": 1000}]))
+    runner = CliRunner()
+    env = {"DATABASE_URL": db_url, "ORG_TIMEZONE": "Asia/Kolkata",
+           "VALIDATION_CODE_REQUIRED": "false"}
+    assert runner.invoke(app, ["import", str(members)], env=env).exit_code == 0
+    redeemed = runner.invoke(app, ["redeem", "9876543210", "200", "--transaction", "B-1",
+                                   "--reference", "X-1", "--time", "2026-01-05 10:15:00"],
+                             env=env)
+    assert redeemed.exit_code == 0, redeemed.output
+    assert "at 2026-01-05 10:15 IST" in redeemed.stdout
+    history = runner.invoke(app, ["history", "9876543210"], env=env).stdout
+    assert re.search(r"^\d{4}-\d\d-\d\d \d\d:\d\d IST  redeemed", history, re.M), history
+    issued = runner.invoke(app, ["validationcode", "9876543210", "200"], env=env).stdout
+    assert re.search(r"valid until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d IST", issued), issued
