@@ -147,6 +147,24 @@ def test_the_catalogue_keeps_the_seeds_meaning_of_819() -> None:
                               "allowed redemption limit for a transaction.")
 
 
+def test_the_cli_shows_a_replay_with_what_was_reversed_and_the_points_now(
+        db_url: str, tmp_path: Path) -> None:
+    members = tmp_path / "members.csv"
+    members.write_bytes(member_csv([{"mobile": "9876543210", "current_points": 1000,
+                                     "lifetime_points": 1000}]))
+    runner = CliRunner()
+    env = {"DATABASE_URL": db_url, "VALIDATION_CODE_REQUIRED": "false"}
+    assert runner.invoke(app, ["import", str(members)], env=env).exit_code == 0
+    args = ["redeem", "9876543210", "200", "--transaction", "B-1", "--reference", "X-1"]
+    first = runner.invoke(app, args, env=env).stdout
+    assert "current points now 800" in first and "reversed since" not in first
+    assert runner.invoke(app, ["reverse", "X-1", "50"], env=env).exit_code == 0
+    again = runner.invoke(app, [*args[:1], "mobile:9876543210", *args[2:]], env=env)
+    assert again.exit_code == 0, again.output
+    assert "a retry" in again.stdout
+    assert "; 50 reversed since; current points now 850" in again.stdout
+
+
 # ---------------------------------------------------------------- identifiers
 
 
