@@ -32,6 +32,7 @@ from core.delivery import CodeMessage, RecordingSender
 from core.service import ImportRejected, PointsService
 from core.settings import load_settings, require_strong_key
 from core.status import CATALOGUE, InputError, PointsError, message
+from core.times import show
 
 T = TypeVar("T")
 # A token that is a negative number (or looks like one: "-1.5"), never an option.
@@ -176,7 +177,8 @@ def codes() -> None:
         typer.echo(f"{code} {message(code)}")
 
 
-MEMBER_HELP = "the member: mobile, email or external id"
+MEMBER_HELP = ("the member: mobile, email or external id (or typed: mobile:..., email:..., "
+               "external_id:...)")
 POINTS_HELP = "points: a positive whole number"
 Member = Annotated[str, typer.Argument(help=MEMBER_HELP, show_default=False)]
 Points = Annotated[str, typer.Argument(help=POINTS_HELP, show_default=False)]
@@ -211,9 +213,10 @@ def isredeemable(identifier: Member, points: Points,
 def validationcode(identifier: Member, points: Points) -> None:
     """Issue a validation code for POINTS (printed here: the CLI's channel is the log).
     Refuses a weak SECRET_KEY (899)."""
-    issued = run(lambda s: s.issue_validation_code(identifier, points), delivers_codes=True)
+    issued, zone = run(lambda s: (s.issue_validation_code(identifier, points), s.settings.zone),
+                       delivers_codes=True)
     typer.echo(f"{issued.message} ({issued.sends_left} resends left, valid until "
-               f"{issued.expires_at:%Y-%m-%d %H:%M:%S} UTC)")
+               f"{show(issued.expires_at, zone, seconds=True)})")
 
 
 @app.command()
@@ -225,19 +228,24 @@ def redeem(
     reference: Annotated[str, typer.Option(
         "--reference", help="external reference number (idempotency key)")] = "",
     notes: Annotated[str, typer.Option("--notes", help="kept with the redemption")] = "",
-    time: Annotated[str | None, typer.Option("--time", help="YYYY-MM-DD HH:MM:SS")] = None,
+    time: Annotated[str | None, typer.Option(
+        "--time", help="YYYY-MM-DD HH:MM:SS in ORG_TIMEZONE, or with an offset (+05:30)")
+    ] = None,
 ) -> None:
     """Redeem POINTS with the validation code the member received."""
     ref = reference or f"cli-{uuid.uuid4().hex[:16]}"
     if not reference:
         typer.echo(f"external reference number: {ref} (give it again to retry safely)")
-    result = run(lambda s: s.redeem(identifier, points, code, transaction_number=transaction,
-                                    external_reference=ref, notes=notes,
-                                    redemption_time=time))
+    result, zone = run(lambda s: (s.redeem(identifier, points, code,
+                                           transaction_number=transaction,
+                                           external_reference=ref, notes=notes,
+                                           redemption_time=time), s.settings.zone))
     again = " (a retry: answered from the first result)" if result.replayed else ""
     typer.echo(f"{result.status}{again}")
+    back = (f"; {result.points_reversed} reversed since" if result.points_reversed else "")
     typer.echo(f"redemption id {result.redemption_id}: {result.points_redeemed} points worth "
-               f"{result.redeemed_value}; current points now {result.balance}")
+               f"{result.redeemed_value} at {show(result.redemption_time, zone)}{back}; "
+               f"current points now {result.current_points}")
 
 
 @app.command()
@@ -276,11 +284,11 @@ def reverse(redemption: Annotated[str, typer.Argument(
 def history(identifier: Member, limit: Annotated[int, typer.Option(
         "--limit", min=1, help="how many lines at most (1 or more)")] = 20) -> None:
     """Redemptions and reversals, newest first."""
-    items = run(lambda s: s.history(identifier, limit))
+    items, zone = run(lambda s: (s.history(identifier, limit), s.settings.zone))
     if not items:
         typer.echo("no redemptions yet")
     for item in items:
-        when = f"{item.at:%Y-%m-%d %H:%M}"
+        when = show(item.at, zone)
         if item.kind == "redemption":
             left = (f", {item.points_reversed} reversed" if item.points_reversed else "")
             typer.echo(f"{when}  redeemed {item.points:>8}  {item.id}  on "

@@ -130,7 +130,8 @@ async def history(update: Update, context: Context) -> None:
     if member is None:
         return
     items = await core(runtime(context).service.history_of, member.id, 10)
-    await say(update, context, replies.history(items), replies.menu())
+    await say(update, context, replies.history(items, runtime(context).service.settings.zone),
+              replies.menu())
 
 
 async def help_(update: Update, context: Context) -> None:
@@ -224,7 +225,8 @@ async def send_code(update: Update, context: Context, member: MemberView,
         await say(update, context, replies.refusal(error), buttons)
         return
     await set_step(context, update, redemption.state(CODE))
-    await say(update, context, replies.code_sent(issued), replies.code_buttons(redemption.token))
+    await say(update, context, replies.code_sent(issued, service.settings.zone),
+              replies.code_buttons(redemption.token))
 
 
 async def resend(update: Update, context: Context, token: str) -> None:
@@ -272,7 +274,8 @@ async def redeem(update: Update, context: Context, member: MemberView, redemptio
                       else replies.menu())
         return
     await set_step(context, update, redemption.state(DONE, result.redemption_id))
-    await say(update, context, replies.redeemed(result), replies.menu())
+    await say(update, context, replies.redeemed(result, service.settings.zone),
+              replies.menu())
 
 
 async def cancel(update: Update, context: Context, token: str | None = None) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import tzinfo
 
 from telegram import (
     InlineKeyboardButton,
@@ -30,6 +31,7 @@ from telegram import (
 
 from core.service import Balance, CodeIssued, HistoryItem, MemberView, Redeemable, RedemptionResult
 from core.status import PointsError
+from core.times import show
 
 _BUTTON = re.compile(r"^(?:(p):([1-9][0-9]{0,11})|([crx]):([A-Z0-9]{8}))$")
 
@@ -157,11 +159,11 @@ def summary(r: Redeemable) -> str:
     return f"Redeem {r.points:,} points worth {r.points_redeem_value}?"
 
 
-def code_sent(issued: CodeIssued) -> str:
+def code_sent(issued: CodeIssued, zone: tzinfo) -> str:
     where = " and ".join(issued.destinations)
     again = "sent again" if issued.resent else "sent"
     return (f"{issued.message}: {again} to {where}. It is valid until "
-            f"{issued.expires_at:%H:%M} UTC.\n"
+            f"{show(issued.expires_at, zone)}.\n"
             f"Enter the code here to redeem {issued.points:,} points.")
 
 
@@ -184,22 +186,28 @@ def code_refused(error: PointsError) -> str:
     return f"{text}\n{why} Press the button for a new code."
 
 
-def redeemed(result: RedemptionResult) -> str:
-    head = ("This redemption was already done; nothing more was redeemed.\n"
-            if result.replayed else "")
-    return (f"{head}{result.status.code} {result.status.message}\n"
+def redeemed(result: RedemptionResult, zone: tzinfo) -> str:
+    """A redemption's outcome. A replay says so, what has been reversed of it since, and
+    the member's current points now (not the balance right after it)."""
+    head = (f"{result.status.code} {result.status.message}\n"
             f"Redemption id: {result.redemption_id}\n"
-            f"Points redeemed: {result.points_redeemed:,} (worth {result.redeemed_value})\n"
-            f"New balance: {result.balance:,} points\n"
-            f"Transaction number: {result.transaction_number}")
+            f"Points redeemed: {result.points_redeemed:,} (worth {result.redeemed_value})\n")
+    tail = (f"Transaction number: {result.transaction_number}\n"
+            f"Redeemed at: {show(result.redemption_time, zone)}")
+    if not result.replayed:
+        return f"{head}New balance: {result.balance:,} points\n{tail}"
+    back = (f"Reversed since: {result.points_reversed:,} points\n"
+            if result.points_reversed else "")
+    return ("This redemption was already done; nothing more was redeemed.\n"
+            f"{head}{back}Current balance: {result.current_points:,} points\n{tail}")
 
 
-def history(items: Sequence[HistoryItem]) -> str:
+def history(items: Sequence[HistoryItem], zone: tzinfo) -> str:
     if not items:
         return "No redemptions yet."
     lines = ["Your last redemptions and reversals:"]
     for item in items:
-        when = f"{item.at:%Y-%m-%d %H:%M}"
+        when = show(item.at, zone)
         if item.kind == "redemption":
             back = f", {item.points_reversed:,} reversed" if item.points_reversed else ""
             lines.append(f"{when}  redeemed {item.points:,} points  {item.id}  "
@@ -210,10 +218,10 @@ def history(items: Sequence[HistoryItem]) -> str:
     return "\n".join(lines)
 
 
-def member_profile(b: Balance, items: Sequence[HistoryItem]) -> str:
+def member_profile(b: Balance, items: Sequence[HistoryItem], zone: tzinfo) -> str:
     m = b.member
     return (f"Member {m.id}: {m.name or '(no name)'}\n"
             f"Mobile {m.mobile or '-'}, email {m.email or '-'}, external id "
             f"{m.external_id or '-'}\n"
             f"Type {m.customer_type}, fraud status {m.fraud_status}\n"
-            f"{balance(b)}\n\n{history(items)}")
+            f"{balance(b)}\n\n{history(items, zone)}")

@@ -72,8 +72,11 @@ def user_key(update: Update) -> str:
 
 
 def identifier(member: MemberView) -> str:
-    """How the engine's operations name a linked member (their verified mobile)."""
-    return member.mobile or member.email or member.external_id or ""
+    """How the engine's operations name a linked member (their verified mobile); an
+    external id is typed, so a numeric one is never read as someone's mobile."""
+    if member.mobile or member.email:
+        return member.mobile or member.email or ""
+    return f"external_id:{member.external_id}" if member.external_id else ""
 
 
 # ---------------------------------------------------------------- the pending redemption

@@ -80,7 +80,7 @@ async def member(update: Update, context: Context) -> None:
         await refused(update, context, staff, "member", error)
         return
     await core(service.record_staff_action, staff, "member", args[0], True, "viewed profile")
-    await say(update, context, replies.member_profile(found, items))
+    await say(update, context, replies.member_profile(found, items, service.settings.zone))
 
 
 async def goodwill(update: Update, context: Context) -> None:

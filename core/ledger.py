@@ -27,7 +27,8 @@ from core.status import PointsError
 
 
 def find_member(session: Session, identifier: Identifier, *, lock: bool = False) -> Member:
-    """The member `identifier` names, row-locked when `lock`; 816 when there is none."""
+    """The member `identifier` names, row-locked when `lock`; 816 when there is none.
+    When no member has it, its fallback (a numeric text's external id) is looked up."""
     column = {
         Kind.MOBILE: Member.mobile,
         Kind.EMAIL: Member.email,
@@ -38,6 +39,8 @@ def find_member(session: Session, identifier: Identifier, *, lock: bool = False)
         query = query.with_for_update()
     member = session.exec(query).first()
     if member is None:
+        if identifier.fallback is not None:
+            return find_member(session, identifier.fallback, lock=lock)
         raise PointsError(816)
     return member
 

@@ -5,7 +5,8 @@
 3. validation (824 no code where one is mandatory, 808 a wrong one);
 4. minimum points per redemption (821);  5. minimum current points (804);
 6. minimum lifetime points (805);  7. minimum lifetime purchases (806);
-8. multiple of X (807);  9. maximum points per redemption (819);
+8. multiple of X (807);  9. maximum points per transaction (819: this redemption and what
+   the member already redeemed on the transaction number, net of reversals);
 10. more than the current points (803 on a check, 818 on a redemption).
 """
 
@@ -56,9 +57,10 @@ def parse_points(value: object, *, limit: int = MAX_POINTS_INPUT) -> int:
 
 
 def check(settings: Settings, member: Member, points: int, stage: Stage,
-          validate: Callable[[], None] | None) -> None:
+          validate: Callable[[], None] | None, *, already_redeemed: int = 0) -> None:
     """Raise the first rule `points` breaks for `member`; `validate` is rule 3, or None
-    where no validation code is part of the request."""
+    where no validation code is part of the request; `already_redeemed` is what the member
+    has redeemed on this transaction number, net of reversals (0 where there is none)."""
     if member.customer_type == CustomerType.CAMPAIGN:
         raise PointsError(686)
     if member.customer_type != CustomerType.LOYALTY:
@@ -82,8 +84,11 @@ def check(settings: Settings, member: Member, points: int, stage: Stage,
                                f"{settings.redemption_min_lifetime_purchases}")
     if points % settings.redemption_multiple_of:
         raise PointsError(807, multiple=settings.redemption_multiple_of)
-    if points > settings.redemption_max_points:
-        raise PointsError(819, f"the maximum is {settings.redemption_max_points} points")
+    if points + already_redeemed > settings.redemption_max_points:
+        earlier = (f"; {already_redeemed} already redeemed on this transaction number"
+                   if already_redeemed else "")
+        raise PointsError(819, f"the maximum is {settings.redemption_max_points} points a "
+                               f"transaction{earlier}")
     if points > member.current_points:
         raise PointsError(803 if stage is Stage.CHECK else 818,
                           f"you have {member.current_points} points")

@@ -28,7 +28,7 @@ from sqlmodel import Session, col, select
 from core import codes, ledger, rules
 from core.db import Database
 from core.delivery import CodeMessage, CodeSender, DeliveryFailed
-from core.identifiers import Identifier, Kind, mask, parse_identifier
+from core.identifiers import Identifier, Kind, mask, parse_as, parse_identifier
 from core.models import (
     Bill,
     CustomerType,
@@ -131,10 +131,14 @@ class RedemptionResult:
     redemption_id: str
     points_redeemed: int
     redeemed_value: Decimal
-    balance: int
+    balance: int  # current points right after this redemption
     transaction_number: str
     external_reference: str
     redemption_time: datetime
+    # Today's truth, for a replay: how much of the redemption has been reversed since, and
+    # the member's current points now (for a new redemption: 0, and `balance`).
+    points_reversed: int
+    current_points: int
     replayed: bool = False  # a retry answered from the first result; nothing new debited
     status: Status = REDEEMED
 
@@ -406,19 +410,28 @@ class PointsService:
         reference = _text(external_reference, "the external reference number", code=817,
                           max_length=128)
         notes = _storable(notes or "").strip()[:500]
-        fingerprint = hashlib.sha256(f"{ident.kind}:{ident.value}|{amount}|{txn}".encode()
-                                     ).hexdigest()
         code = (validation_code or "").strip() or None
 
         def unit(session: Session) -> RedemptionResult:
             member = ledger.find_member(session, ident, lock=True)
+            assert member.id is not None
             prior = session.exec(select(Redemption).where(
                 Redemption.external_reference == reference)).first()
             if prior is not None:
-                if prior.member_id == member.id and prior.fingerprint == fingerprint:
-                    return self._result(prior, replayed=True)
+                # The same request is the same member, amount and transaction number, however
+                # the member was named. Compared on the row's columns, so rows written when
+                # the fingerprint hashed the identifier's text are still recognised.
+                if (prior.member_id, prior.points, prior.transaction_number) == (
+                        member.id, amount, txn):
+                    return self._result(prior, replayed=True,
+                                        current_points=member.current_points)
                 raise PointsError(817, "this external reference number was already used for "
                                        "a different redemption", reason="reference_conflict")
+            # REDEMPTION_MAX_POINTS caps a transaction: what this member already redeemed on
+            # it, net of reversals, counts (the member's row is locked, so this stays true).
+            already = session.exec(select(func.coalesce(
+                func.sum(col(Redemption.points) - col(Redemption.points_reversed)), 0)).where(
+                Redemption.member_id == member.id, Redemption.transaction_number == txn)).one()
             now = self.clock()
             record = None
             validate: Callable[[], None] | None = None
@@ -430,13 +443,14 @@ class PointsService:
             elif self.settings.validation_code_required:
                 def validate() -> None:
                     raise PointsError(824)
-            rules.check(self.settings, member, amount, rules.Stage.REDEEM, validate)
-            assert member.id is not None
+            rules.check(self.settings, member, amount, rules.Stage.REDEEM, validate,
+                        already_redeemed=int(already))
             redemption = Redemption(
                 id=new_id("R"), member_id=member.id, points=amount,
                 redeemed_value=self.settings.points_value(amount),
                 balance_after=member.current_points - amount, transaction_number=txn,
-                external_reference=reference, fingerprint=fingerprint, notes=notes,
+                external_reference=reference, fingerprint=_fingerprint(member.id, amount, txn),
+                notes=notes,
                 redemption_time=when or now, created_at=now)
             session.add(redemption)
             ledger.post(session, member, Source.REDEMPTION, -amount, reference=redemption.id,
@@ -456,25 +470,41 @@ class PointsService:
             raise PointsError(903, f"error id {error_id}", error_id=error_id) from error
 
     def _redemption_time(self, value: str | datetime | None) -> datetime | None:
+        """When the redemption happened: ``YYYY-MM-DD HH:MM:SS``, optionally with a UTC
+        offset (``+05:30``, ``Z``); without one it is the organisation's local time
+        (ORG_TIMEZONE). 859 when it does not parse or is in the future."""
         if value is None or (isinstance(value, str) and not value.strip()):
             return None
         if isinstance(value, datetime):
-            moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+            moment = value if value.tzinfo else value.replace(tzinfo=self.settings.zone)
         else:
+            text = value.strip()
             try:
-                moment = datetime.strptime(value.strip(), TIME_FORMAT).replace(tzinfo=UTC)
+                moment = datetime.strptime(text, TIME_FORMAT + "%z")
             except ValueError:
-                raise PointsError(859, "expected YYYY-MM-DD HH:MM:SS") from None
+                try:
+                    moment = datetime.strptime(text, TIME_FORMAT).replace(
+                        tzinfo=self.settings.zone)
+                except ValueError:
+                    raise PointsError(859, "expected YYYY-MM-DD HH:MM:SS, optionally with "
+                                           "a UTC offset such as +05:30") from None
         if moment > self.clock():
             raise PointsError(859, "the redemption time is in the future")
-        return moment
+        return moment.astimezone(UTC)
 
     @staticmethod
-    def _result(redemption: Redemption, replayed: bool = False) -> RedemptionResult:
-        return RedemptionResult(redemption.id, redemption.points,
-                                Decimal(redemption.redeemed_value), redemption.balance_after,
-                                redemption.transaction_number, redemption.external_reference,
-                                redemption.redemption_time, replayed)
+    def _result(redemption: Redemption, replayed: bool = False,
+                current_points: int | None = None) -> RedemptionResult:
+        """The outcome of `redemption`; for a replay, with what was reversed of it since and
+        the member's `current_points` now."""
+        return RedemptionResult(
+            redemption.id, redemption.points, Decimal(redemption.redeemed_value),
+            redemption.balance_after, redemption.transaction_number,
+            redemption.external_reference, redemption.redemption_time,
+            points_reversed=redemption.points_reversed,
+            current_points=(redemption.balance_after if current_points is None
+                            else current_points),
+            replayed=replayed)
 
     # -- reversal
 
@@ -759,17 +789,16 @@ class PointsService:
             raise InputError("the row contains a NUL character")
         region = self.settings.default_phone_region
         identifiers: list[Identifier] = []
+        # Each column says what its value is: nothing is guessed (an external id may be a
+        # number).
         for kind in (Kind.MOBILE, Kind.EMAIL, Kind.EXTERNAL_ID):
             raw = fields[kind.value].strip()
             if not raw:
                 continue
             try:
-                ident = parse_identifier(raw, region)
+                identifiers.append(parse_as(kind, raw, region))
             except PointsError:
                 raise InputError(f"{kind.value} {raw!r} is not a valid {kind.value}") from None
-            if ident.kind != kind:
-                raise InputError(f"{kind.value} {raw!r} is not a valid {kind.value}")
-            identifiers.append(ident)
         if not identifiers:
             raise InputError("a row needs a mobile, an email or an external id")
         name = fields["name"].strip()
@@ -846,6 +875,13 @@ class PointsService:
     def member_count(self) -> int:
         return self.db.run(lambda s: s.exec(select(func.count()).select_from(Member)).one(),
                            write=False)
+
+
+def _fingerprint(member_id: int, points: int, transaction_number: str) -> str:
+    """What a redemption request asked for: the member (not how they were named), the
+    points and the transaction number."""
+    return hashlib.sha256(f"member:{member_id}|{points}|{transaction_number}".encode()
+                          ).hexdigest()
 
 
 def _storable(text: str) -> str:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 from pydantic import ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core import times
 from core.status import PointsError
 
 FRAUD_STATUSES = ("NONE", "MARKED", "CONFIRMED", "RECONFIRMED", "NOT_FRAUD", "INTERNAL")
@@ -35,6 +37,9 @@ class Settings(BaseSettings):
     # alone cannot reveal one.
     secret_key: str = DEV_SECRET_KEY
     default_phone_region: str = "IN"
+    # The organisation's time zone (IANA name): a redemption time without an offset is read
+    # in it, and every time shown to members, staff and the CLI is in it.
+    org_timezone: str = "UTC"
     points_currency_ratio: Decimal = Decimal("1")
     earn_rate: Decimal = Decimal("1")
 
@@ -74,6 +79,15 @@ class Settings(BaseSettings):
         if region not in phonenumbers.SUPPORTED_REGIONS:
             raise ValueError(f"{value!r} is not a phone region such as IN, GB or US")
         return region
+
+    @field_validator("org_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return times.zone(value).key
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return times.zone(self.org_timezone)
 
     @property
     def blocking_fraud_statuses(self) -> frozenset[str]:

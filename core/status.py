@@ -36,7 +36,8 @@ CATALOGUE: dict[int, str] = {
     816: "Unable to find customer in this organization",
     817: "Points redemption failed.",
     818: "Points you are trying to redeem are more than the available points",
-    819: "Points you are trying to redeem are more than the maximum allowed redemption limit.",
+    819: "Points you are trying to redeem are more than the maximum allowed redemption limit "
+    "for a transaction.",
     820: "Unable to process. Customer is marked as fraud",
     821: "Points you are trying to redeem are less than the minimum redemption limit",
     822: "Unable to find missed call from the registered mobile number",
@@ -79,8 +80,10 @@ WHY: dict[int, str] = {
     809: "'Unable to process. Customer is marked as fraud' is a sentence; the other is a fragment",
     818: "the second text says what is wrong in the member's terms (available points); "
     "the first repeats the request",
-    819: "the second text names the maximum redemption limit; its trailing 'Unable to send "
-    "message to customer' is another message merged in by mistake and is dropped",
+    819: "the second text names the maximum redemption limit, and 'for a transaction' keeps "
+    "the first text's meaning (the maximum that can be redeemed in a transaction); its "
+    "trailing 'Unable to send message to customer' is another message merged in by mistake "
+    "and is dropped",
     821: "the second text says 'minimum redemption limit', the setting's own name",
     888: "the wording of 899, so the two configuration codes read alike",
 }

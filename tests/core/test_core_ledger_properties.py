@@ -180,6 +180,9 @@ class LedgerMachine(RuleBasedStateMachine):
         again = self.service.redeem(r.member, r.points, None, transaction_number=r.transaction,
                                     external_reference=r.reference)
         assert again.replayed and again.redemption_id == r.id
+        # Today's truth: what has been reversed of it since, and the balance now.
+        assert (again.points_reversed, again.current_points) == (r.reversed,
+                                                                 self.current[r.member])
         self.expect_refusal(817, lambda: self.service.redeem(
             r.member, r.points + 1, None, transaction_number=r.transaction,
             external_reference=r.reference))

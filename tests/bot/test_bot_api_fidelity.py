@@ -1,0 +1,61 @@
+"""Closer to the points API, in the chat: times in the organisation's zone (ORG_TIMEZONE)
+for members and staff, a replayed redemption that tells today's truth, and staff naming a
+member with a typed identifier."""
+
+from __future__ import annotations
+
+from bot_harness import ASHA, World, text_of
+
+STAFF_ID = 900  # in the world's STAFF_TELEGRAM_IDS
+INDIA = {"org_timezone": "Asia/Kolkata"}  # the world's clock: 2026-03-01 09:00 UTC
+
+
+async def test_members_and_staff_see_times_in_the_organisations_zone(world: World) -> None:
+    chat = await world.chat(**INDIA)
+    await chat.link()
+    await chat.say("/redeem 500")
+    sent = text_of(await chat.press("Confirm"))
+    assert "It is valid until 2026-03-01 14:40 IST." in sent
+    redeemed = text_of(await chat.say(chat.chat_code()))
+    assert redeemed.startswith("800 ")
+    assert redeemed.splitlines()[-1] == "Redeemed at: 2026-03-01 14:30 IST"
+    history = text_of(await chat.say("/history"))
+    assert "2026-03-01 14:30 IST  redeemed 500 points" in history
+    staff = await world.chat(STAFF_ID, "Priya", **INDIA)
+    profile = text_of(await staff.say(f"/member {ASHA['mobile']}"))
+    assert "2026-03-01 14:30 IST  redeemed 500 points" in profile
+
+
+async def test_a_replayed_redemption_tells_what_was_reversed_and_the_balance_now(
+        world: World) -> None:
+    chat = await world.chat()
+    await chat.link()
+    await chat.say("/redeem 500")
+    await chat.press("Confirm")
+    code = chat.chat_code()
+    first = text_of(await chat.say(code)).splitlines()
+    redemption_id = first[1].split(": ")[1]
+    staff = await world.chat(STAFF_ID, "Priya")
+    assert text_of(await staff.say(f"/reverse {redemption_id} 200")).startswith("Reversed 200")
+
+    again = text_of(await chat.say(code))
+    assert again.startswith("This redemption was already done; nothing more was redeemed.")
+    assert f"Redemption id: {redemption_id}" in again
+    assert "Reversed since: 200 points\nCurrent balance: 1,700 points" in again
+    assert "New balance" not in again
+    assert world.member(ASHA["mobile"]).current_points == 1700
+
+
+async def test_staff_name_a_member_by_a_typed_numeric_external_id(world: World) -> None:
+    world.services[0].import_csv(
+        b"mobile,email,external_id,name,type,fraud_status,current_points,lifetime_points,"
+        b"lifetime_purchases\n,,9812345678,Numbered,loyalty,NONE,300,300,0\n")
+    staff = await world.chat(STAFF_ID, "Priya")
+    # Guessed, the number is Asha's mobile; typed, it is the external id.
+    assert "Asha" in text_of(await staff.say("/member 9812345678"))
+    profile = text_of(await staff.say("/member external_id:9812345678"))
+    assert "Numbered" in profile and "Current points: 300" in profile
+    issued = text_of(await staff.say("/goodwill external_id:9812345678 50 welcome"))
+    assert issued.startswith("Issued 50 goodwill points")
+    assert world.member("external_id:9812345678").current_points == 350
+    assert world.member(ASHA["mobile"]).current_points == 2000
