@@ -18,7 +18,9 @@ import pytest
 from bot_harness import World
 
 from bot.app import build_application
-from bot.webhook import client_address, serve_webhook
+from bot.settings import load_bot_settings
+from bot.webhook import client_address, connection_budget, serve_webhook
+from core.status import PointsError
 
 SECRET = "s3cret-Token_1"
 PATH = "/telegram/hook"
@@ -192,3 +194,43 @@ async def test_hundreds_of_idle_and_half_sent_connections_delay_no_real_update(
         for _, writer in held:
             with contextlib.suppress(Exception):
                 writer.close()
+
+
+PRODUCTION: dict[str, Any] = {"telegram_bot_token": "1:x", "otp_channel": "chat", **WEBHOOK}
+
+
+@pytest.mark.parametrize(("values", "code", "names"), [
+    ({"trusted_proxies": "10.0.0.0/8, proxy.example.com"}, 888, "TRUSTED_PROXIES"),
+    ({"trusted_proxies": "10.0.0.0/33"}, 888, "TRUSTED_PROXIES"),
+    ({"webhook_idle_timeout_seconds": 0}, 899, "WEBHOOK_IDLE_TIMEOUT_SECONDS"),
+    ({"webhook_body_timeout_seconds": -1}, 899, "WEBHOOK_BODY_TIMEOUT_SECONDS"),
+    ({"webhook_max_connections": 0}, 899, "WEBHOOK_MAX_CONNECTIONS"),
+    ({"webhook_max_body_bytes": 100}, 899, "WEBHOOK_MAX_BODY_BYTES"),
+    ({"webhook_max_header_bytes": 10 << 20}, 899, "WEBHOOK_MAX_HEADER_BYTES"),
+    ({"chat_queue_max": 0}, 899, "CHAT_QUEUE_MAX"),
+    ({"bot_engine_threads": 0}, 899, "BOT_ENGINE_THREADS"),
+    ({"bot_delivery_threads": 0}, 899, "BOT_DELIVERY_THREADS"),
+    ({"webhook_max_connections": "many"}, 888, "WEBHOOK_MAX_CONNECTIONS"),
+])
+def test_limits_that_cannot_work_are_refused(values: dict[str, Any], code: int,
+                                             names: str) -> None:
+    with pytest.raises(PointsError) as refused:
+        load_bot_settings(**{**PRODUCTION, **values})
+    assert refused.value.code == code
+    assert names in refused.value.detail
+
+
+def test_the_limits_have_sane_defaults() -> None:
+    settings = load_bot_settings(**PRODUCTION, trusted_proxies=" 10.0.0.0/8 , ::1 ")
+    assert settings.trusted_proxies == "10.0.0.0/8,::1"
+    assert settings.webhook_max_body_bytes == 1 << 20  # Telegram's updates fit easily
+    assert settings.webhook_idle_timeout_seconds == 30
+    assert settings.webhook_body_timeout_seconds == 10
+    assert settings.chat_queue_max == 10
+
+
+@pytest.mark.parametrize(("soft", "budget"), [(256, 156), (100_000, 1000), (50, 16)])
+def test_the_connection_cap_fits_the_file_descriptor_limit(
+        monkeypatch: pytest.MonkeyPatch, soft: int, budget: int) -> None:
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (soft, 1 << 20))
+    assert connection_budget(1000) == budget
