@@ -149,7 +149,8 @@ def build_application(settings: BotSettings, service: PointsService | None = Non
 
 def add_handlers(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     """Every handler, in the order they are tried."""
-    application.add_handler(TypeHandler(Update, use_threads), group=-2)
+    # First of all (the sandbox's commands are group -2): this application's threads.
+    application.add_handler(TypeHandler(Update, use_threads), group=-10)
     application.add_handler(TypeHandler(Update, handlers.claim_update), group=-1)
     new_message = filters.UpdateType.MESSAGE
     commands = {
