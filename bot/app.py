@@ -62,7 +62,7 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
     """Processes updates of different chats concurrently and each chat's updates one at a
     time, in the order they arrived (asyncio locks wake their waiters first come, first
     served). An update waiting for its chat holds one of the `max_concurrent_updates`
-    places, so a chat may have at most `chat_queue_max` updates waiting: more are dropped
+    places, so a chat may have at most `chat_queue_max` updates in hand: more are dropped
     (one log line a burst), and one flooding chat cannot take everyone's places. Shutting
     it down (with the application) ends the bot's `threads`."""
 

@@ -74,8 +74,8 @@ class BotSettings(Settings):
     telegram_send_retries: int = 2
     # How long an update is remembered as handled (a redelivery within it is ignored).
     handled_updates_keep_hours: int = 48
-    # Updates one chat may have waiting; more are dropped (one flooding chat must not
-    # hold the places of everyone else's).
+    # Updates one chat may have in hand (handled or waiting); more are dropped (one
+    # flooding chat must not hold the places of everyone else's).
     chat_queue_max: int = 10
     # Threads for engine calls, and apart from them for code delivery (SMTP, SMS): a slow
     # gateway never holds up another member's /balance.
