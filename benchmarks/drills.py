@@ -25,6 +25,7 @@ file: each drill passes the rules it needs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import itertools
@@ -564,6 +565,181 @@ def crash_drill(url: str, kills: int = 20, seed: int = 11,
     return outcome
 
 
+# ---------------------------------------------------------------- connections held
+
+WEBHOOK_SECRET = "drill-webhook-secret"
+WEBHOOK_PATH = "/telegram/drill"
+UPDATE_BOUND = 5.0  # seconds within which each real update must be answered
+MAX_LOG_LINES = 20  # lines above INFO a worker may log in the drill (a flood: thousands)
+
+
+def raise_fd_limit(needed: int) -> None:
+    """Raise this process's soft RLIMIT_NOFILE to `needed` (as far as the hard limit lets)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed if hard == resource.RLIM_INFINITY
+                                                    else min(needed, hard), hard))
+
+
+def _webhook_child(url: str, fd_limit: int, hog: bool, idle_timeout: float, log_path: str,
+                   ready: Any, hog_now: Any, hogged: Any, stop: Any) -> None:
+    """A webhook worker in a process of its own, its soft RLIMIT_NOFILE `fd_limit`, logging
+    to `log_path`. With `hog`, once told, it takes every file descriptor but a few (a leak
+    somewhere else), so that accepting connections fails with EMFILE."""
+    import resource
+
+    from bot.app import build_application
+    from bot.standin import StandInRequest
+    from bot.webhook import serve_webhook
+
+    logging.basicConfig(filename=log_path, level=logging.INFO,
+                        format="%(levelname)s %(name)s %(message)s")
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (fd_limit, hard))
+    hogs: list[int] = []
+
+    async def main() -> None:
+        settings = bot_settings(url, webhook_url=f"https://drill.example.com{WEBHOOK_PATH}",
+                                webhook_secret=WEBHOOK_SECRET, webhook_listen="127.0.0.1",
+                                webhook_port=0, webhook_idle_timeout_seconds=idle_timeout)
+        application = build_application(settings, request=StandInRequest())
+        stopping = asyncio.Event()
+        server = asyncio.create_task(serve_webhook(application, settings, stop=stopping,
+                                                   on_ready=ready.put))
+        if hog and await asyncio.to_thread(hog_now.wait, 120):
+            try:
+                while True:
+                    hogs.append(os.open(os.devnull, os.O_RDONLY))
+            except OSError:
+                for _ in range(8):
+                    os.close(hogs.pop())
+            hogged.set()
+        await asyncio.to_thread(stop.wait, 600)
+        stopping.set()
+        await server
+
+    asyncio.run(main())
+
+
+def _hold(port: int, count: int, within: float = 10.0) -> list[Any]:
+    """`count` connections to the worker: every other one sends nothing, the rest half a
+    request's headers. Each is given up to `within` seconds in all to connect (a worker
+    that stops accepting leaves the rest in its backlog, and that must not stop the
+    drill)."""
+    import selectors
+    import socket
+
+    held = []
+    with selectors.DefaultSelector() as pending:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            sock.connect_ex(("127.0.0.1", port))
+            held.append(sock)
+            pending.register(sock, selectors.EVENT_WRITE)
+        deadline = time.monotonic() + within
+        while pending.get_map() and time.monotonic() < deadline:
+            for key, _ in pending.select(timeout=max(0.0, deadline - time.monotonic())):
+                pending.unregister(key.fileobj)
+    for sock in held[1::2]:
+        # Not connected, or closed by the worker already: it counts as held all the same.
+        with contextlib.suppress(OSError):
+            sock.send(f"POST {WEBHOOK_PATH} HTTP/1.1\r\nHost: bot\r\nContent-Le".encode())
+    return held
+
+
+def held_connections(url: str, held: int = 300, updates: int = 20, fd_limit: int = 256,
+                     hog: bool = False, idle_timeout: float = 2.0) -> Outcome:
+    """A webhook worker whose file-descriptor limit is `fd_limit` (below `held`) while
+    `held` connections to it are open, idle or half-sent, and real updates come in. With
+    `hog` the worker has used up its descriptors besides (accepting fails with EMFILE).
+    Holds when every real update is answered 200 within UPDATE_BOUND seconds and the
+    worker logs at most MAX_LOG_LINES lines above INFO (a line or a traceback a refused
+    connection would be thousands)."""
+    import tempfile
+
+    import httpx
+
+    from bot.standin import StandInRequest
+
+    started = time.perf_counter()
+    name = "connections held while real updates are served"
+    outcome = Outcome(name + (" (no descriptors left)" if hog else ""), database_name(url))
+    raise_fd_limit(held + 256)
+    context = _context()
+    ready, stop = context.Queue(), context.Event()
+    hog_now, hogged = context.Event(), context.Event()
+    users = StandInRequest()
+    slowest = 0.0
+    with tempfile.TemporaryDirectory(prefix="held-") as directory:
+        log_path = os.path.join(directory, "worker.log")
+        worker = context.Process(target=_webhook_child, daemon=True, args=(
+            url, fd_limit, hog, idle_timeout, log_path, ready, hog_now, hogged, stop))
+        worker.start()
+        sockets: list[Any] = []
+        try:
+            port = ready.get(timeout=120)
+            # A new connection for each update: one kept alive from before the connections
+            # were held would go round the accept queue they fill.
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=UPDATE_BOUND,
+                              headers={"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET},
+                              limits=httpx.Limits(max_keepalive_connections=0)) as client:
+                def send(n: int) -> str:
+                    nonlocal slowest
+                    update = users.user(BOT_USERS + n, f"U{n}").says("/help")
+                    update["update_id"] = 900_000 + n
+                    began = time.perf_counter()
+                    try:
+                        answer = client.post(WEBHOOK_PATH, json=update)
+                    except httpx.HTTPError as error:
+                        return f"update {n}: {type(error).__name__} after " \
+                               f"{time.perf_counter() - began:.1f} s"
+                    slowest = max(slowest, time.perf_counter() - began)
+                    return "" if answer.status_code == 200 else \
+                        f"update {n}: answered {answer.status_code}"
+
+                problems = [p for p in [send(0)] if p]  # the worker is up and serving
+                if hog:
+                    hog_now.set()
+                    if not hogged.wait(60):
+                        problems.append("the worker did not use up its descriptors")
+                sockets = _hold(port, held)
+                answers = []
+                for n in range(1, updates + 1):
+                    answers.append(send(n))
+                    if len(answers) >= 3 and all(answers[-3:]):  # failing: enough said
+                        problems.append(f"updates {n + 1} to {updates} not tried after three "
+                                        "failures in a row")
+                        break
+                problems += [a for a in answers if a]
+                outcome.requests = held + answers.count("")
+        finally:
+            for sock in sockets:
+                sock.close()
+            stop.set()
+            worker.join(timeout=30)
+            if worker.is_alive():
+                worker.kill()
+                worker.join(timeout=10)
+                problems.append("the worker did not stop when asked")
+        with open(log_path, "rb") as handle:
+            # Start-up chatter (INFO) aside: warnings, errors and tracebacks.
+            logged = sum(1 for line in handle.read(50 << 20).splitlines()
+                         if not line.startswith(b"INFO "))
+    if logged > MAX_LOG_LINES:
+        problems.append(f"the worker wrote {logged:,} lines above INFO (at most {MAX_LOG_LINES})")
+    outcome.violations = problems[:50]
+    outcome.detail = (f"{held} connections held against a worker limited to {fd_limit} file "
+                      f"descriptors{' (all used up)' if hog else ''}; "
+                      f"{answers.count('')} of {updates} updates answered within "
+                      f"{UPDATE_BOUND:.0f} s (slowest {slowest:.2f} s); {logged} lines logged "
+                      "above INFO")
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
 # ---------------------------------------------------------------- hostile input into the bot
 
 STEPS = ("unlinked", "idle", "amount", "confirm", "code", "done")
@@ -1019,6 +1195,7 @@ def fuzz_drill(url: str, examples: int = 200, seed: int = 3) -> Outcome:
 __all__ = ["DEFAULT_POSTGRES_URL", "POSTGRES_ENV", "STEPS", "UPDATE_KINDS", "BotRig", "Hostile",
            "Outcome", "bot_load", "bot_settings",
            "concurrent_redemptions", "crash_drill", "drill_mobile", "engine_settings",
-           "fuzz_drill", "import_check", "members_csv", "money_snapshot", "postgres_base_url",
-           "postgres_database", "reply_kind", "rows_with_points", "strategies", "unreachable",
+           "fuzz_drill", "held_connections", "import_check", "members_csv", "money_snapshot",
+           "postgres_base_url", "postgres_database", "reply_kind", "rows_with_points",
+           "strategies", "unreachable",
            "violations"]

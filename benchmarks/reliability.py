@@ -8,7 +8,10 @@ Drills (`benchmarks/drills.py`, the same code the tests in tests/reliability/ ru
   spread over worker processes that each run their own `Application` and stand-in Bot API;
 - SIGKILL: a process redeeming, importing, earning and reversing in a loop is killed at
   random moments and restarted, and the books are audited after every kill;
-- hostile input: Hypothesis draws hostile updates for the bot and hostile import files.
+- hostile input: Hypothesis draws hostile updates for the bot and hostile import files;
+- connections held: a webhook worker limited to 256 file descriptors is held hundreds of
+  idle or half-sent connections while real updates come in, each to be answered within
+  5 s, with a handful of log lines at most.
 
 For each drill and database the table says how many requests were held, crashes survived,
 hostile inputs tried, and invariant violations found: every one must be 0. PostgreSQL is
@@ -46,10 +49,14 @@ class Sizes:
     bot_workers: int
     kills: int
     fuzz_examples: int  # hostile updates (and half as many import files)
+    held: int  # idle or half-sent connections held against a webhook worker
+    held_updates: int  # real updates sent meanwhile
 
 
-QUICK = Sizes(processes=20, bot_members=40, bot_workers=2, kills=6, fuzz_examples=100)
-FULL = Sizes(processes=50, bot_members=200, bot_workers=4, kills=40, fuzz_examples=1000)
+QUICK = Sizes(processes=20, bot_members=40, bot_workers=2, kills=6, fuzz_examples=100,
+              held=300, held_updates=20)
+FULL = Sizes(processes=50, bot_members=200, bot_workers=4, kills=40, fuzz_examples=1000,
+             held=1000, held_updates=100)
 
 
 def plan(sizes: Sizes) -> list[tuple[str, Callable[[str], drills.Outcome]]]:
@@ -60,6 +67,8 @@ def plan(sizes: Sizes) -> list[tuple[str, Callable[[str], drills.Outcome]]]:
                                                        workers=sizes.bot_workers)),
         ("SIGKILL", lambda url: drills.crash_drill(url, kills=sizes.kills)),
         ("hostile input", lambda url: drills.fuzz_drill(url, examples=sizes.fuzz_examples)),
+        ("connections held", lambda url: drills.held_connections(
+            url, held=sizes.held, updates=sizes.held_updates)),
     ]
 
 

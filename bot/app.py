@@ -13,6 +13,7 @@ WEBHOOK_URL is set.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import re
 from collections.abc import Awaitable
@@ -35,7 +36,8 @@ from telegram.ext import (
 from telegram.request import BaseRequest
 
 from bot import handlers, logsafe, replies, staff
-from bot.runtime import Context, Runtime, say
+from bot.burstlog import BurstLog
+from bot.runtime import Context, Runtime, Threads, in_thread, say, use_threads
 from bot.senders import make_senders
 from bot.settings import BotSettings
 from core.conversation import Conversations
@@ -60,17 +62,30 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
     """Processes updates of different chats concurrently and each chat's updates one at a
     time, in the order they arrived (asyncio locks wake their waiters first come, first
     served). An update waiting for its chat holds one of the `max_concurrent_updates`
-    places, so one very busy chat can slow others down but never reorder them."""
+    places, so a chat may have at most `chat_queue_max` updates in hand: more are dropped
+    (one log line a burst), and one flooding chat cannot take everyone's places. Shutting
+    it down (with the application) ends the bot's `threads`."""
 
-    def __init__(self, max_concurrent_updates: int) -> None:
+    def __init__(self, max_concurrent_updates: int, chat_queue_max: int = 10,
+                 threads: Threads | None = None) -> None:
         super().__init__(max_concurrent_updates)
+        self.chat_queue_max = chat_queue_max
+        self.threads = threads
         self._locks: dict[int, asyncio.Lock] = {}
         self._users: dict[int, int] = {}
+        self.dropped = BurstLog(log, "chat %s sends more than CHAT_QUEUE_MAX updates at "
+                                "once: the excess is dropped",
+                                "chat %s: %d more updates dropped in the last %.0f s")
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         chat = _chat_of(update)
         if chat is None:
             await coroutine
+            return
+        if self._users.get(chat, 0) >= self.chat_queue_max:
+            if inspect.iscoroutine(coroutine):
+                coroutine.close()  # never started: nothing to undo
+            self.dropped.note(chat)
             return
         lock = self._locks.setdefault(chat, asyncio.Lock())
         self._users[chat] = self._users.get(chat, 0) + 1
@@ -83,10 +98,11 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
                 del self._users[chat], self._locks[chat]
 
     async def initialize(self) -> None:
-        """Nothing to set up."""
+        """Nothing to set up (the threads start on first use)."""
 
     async def shutdown(self) -> None:
-        """Nothing to tear down."""
+        if self.threads is not None:
+            self.threads.shutdown()
 
 
 def _chat_of(update: object) -> int | None:
@@ -109,11 +125,14 @@ def build_application(settings: BotSettings, service: PointsService | None = Non
         token = STAND_IN_TOKEN
     owned = service is None
     engine = service or PointsService(settings, senders=make_senders(settings))
+    threads = Threads(settings.bot_engine_threads, settings.bot_delivery_threads)
+    processor = PerChatUpdateProcessor(settings.bot_concurrent_updates,
+                                       settings.chat_queue_max, threads)
     builder = (Application.builder()
                .token(token)
                .base_url(settings.telegram_base_url)
                .rate_limiter(AIORateLimiter(max_retries=settings.telegram_max_retries))
-               .concurrent_updates(PerChatUpdateProcessor(settings.bot_concurrent_updates))
+               .concurrent_updates(processor)
                .post_init(_post_init)
                .post_stop(_post_stop))
     if owned:
@@ -121,7 +140,8 @@ def build_application(settings: BotSettings, service: PointsService | None = Non
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
     application = builder.build()
-    application.bot_data["runtime"] = Runtime(settings, engine, Conversations(engine))
+    application.bot_data["runtime"] = Runtime(settings, engine, Conversations(engine),
+                                              threads=threads)
     add_handlers(application)
     application.add_error_handler(on_error)
     return application
@@ -129,6 +149,8 @@ def build_application(settings: BotSettings, service: PointsService | None = Non
 
 def add_handlers(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     """Every handler, in the order they are tried."""
+    # First of all (the sandbox's commands are group -2): this application's threads.
+    application.add_handler(TypeHandler(Update, use_threads), group=-10)
     application.add_handler(TypeHandler(Update, handlers.claim_update), group=-1)
     new_message = filters.UpdateType.MESSAGE
     commands = {
@@ -198,7 +220,8 @@ async def _forget_old_updates(application: Application[Any, Any, Any, Any, Any, 
     keep = timedelta(hours=rt.settings.handled_updates_keep_hours)
     while True:
         try:
-            await asyncio.to_thread(rt.conversations.forget_updates, keep)
+            pool = rt.threads.pool("engine") if rt.threads is not None else None
+            await in_thread(pool, rt.conversations.forget_updates, keep)
         except Exception as error:
             log.warning("could not forget old update claims: %s", type(error).__name__)
         await asyncio.sleep(3600)

@@ -26,6 +26,7 @@ from bot.runtime import (
     Pending,
     answer_button,
     core,
+    deliver,
     drop_buttons,
     identifier,
     new_pending,
@@ -216,9 +217,10 @@ async def send_code(update: Update, context: Context, member: MemberView,
     assert update.effective_chat is not None
     service = runtime(context).service
     try:
-        with chat_delivery(context.bot):
-            issued = await core(service.issue_validation_code, identifier(member),
-                                redemption.points, reply_to=str(update.effective_chat.id))
+        code = await core(service.prepare_validation_code, identifier(member),
+                          redemption.points, reply_to=str(update.effective_chat.id))
+        with chat_delivery(context.bot):  # on the delivery threads, not the engine's
+            issued = await deliver(service.deliver_validation_code, code)
     except PointsError as error:
         buttons = (replies.code_buttons(redemption.token) if redemption.step == CODE
                    else replies.confirm_buttons(redemption.token))

@@ -16,11 +16,14 @@ one, so the engine answers the first result instead of redeeming again.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import json
 import logging
 import secrets
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -42,6 +45,30 @@ _TOKEN_CHARS = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # noqa: S105  (an alphabet)
 IDLE, AMOUNT, CONFIRM, CODE, DONE = "idle", "amount", "confirm", "code", "done"
 
 
+class Threads:
+    """The bot's own threads: engine calls on BOT_ENGINE_THREADS, and apart from them code
+    delivery (SMTP, SMS gateways) on BOT_DELIVERY_THREADS, so that members waiting for a
+    slow gateway never hold the threads another member's /balance needs (asyncio's default
+    pool, shared with everything, has only a handful). Made on first use; `shutdown()`
+    (with the application's update processor) ends them, and a later use makes new ones."""
+
+    def __init__(self, engine: int, delivery: int) -> None:
+        self.sizes = {"engine": engine, "delivery": delivery}
+        self._pools: dict[str, ThreadPoolExecutor] = {}
+
+    def pool(self, kind: str) -> ThreadPoolExecutor:
+        pool = self._pools.get(kind)
+        if pool is None:
+            pool = self._pools[kind] = ThreadPoolExecutor(self.sizes[kind],
+                                                          thread_name_prefix=f"bot-{kind}")
+        return pool
+
+    def shutdown(self) -> None:
+        pools, self._pools = self._pools, {}
+        for pool in pools.values():
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
 @dataclass(frozen=True)
 class Runtime:
     """The engine and the bot's settings, kept in `application.bot_data`."""
@@ -51,6 +78,8 @@ class Runtime:
     conversations: Conversations
     # Put before every message `say` sends (the sandbox's "🧪 SANDBOX"); empty: nothing.
     mark: str = ""
+    # Where `core` and `deliver` run this application's calls (None: asyncio's default pool).
+    threads: Threads | None = None
 
     def is_staff(self, user_id: int) -> bool:
         return user_id in self.settings.staff_ids
@@ -60,9 +89,39 @@ def runtime(context: Context) -> Runtime:
     return cast(Runtime, context.bot_data["runtime"])
 
 
+# The threads of the application whose update is being handled (set by `use_threads`).
+_threads: contextvars.ContextVar[Threads | None] = contextvars.ContextVar("bot_threads",
+                                                                         default=None)
+
+
+async def use_threads(update: object, context: Context) -> None:
+    """The first handler of every update: `core` and `deliver` use this application's
+    threads for the rest of it."""
+    _threads.set(runtime(context).threads)
+
+
+async def in_thread(pool: ThreadPoolExecutor | None, call: Callable[P, T], *args: P.args,
+                    **kwargs: P.kwargs) -> T:
+    """Run `call` on `pool` (None: asyncio's default one), with this context's variables,
+    as `asyncio.to_thread` does."""
+    bound = functools.partial(contextvars.copy_context().run, call, *args, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(pool, bound)
+
+
 async def core(call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run an engine call in a worker thread: database work never blocks the event loop."""
-    return await asyncio.to_thread(call, *args, **kwargs)
+    """Run an engine call on the engine threads: database work never blocks the event
+    loop."""
+    threads = _threads.get()
+    pool = threads.pool("engine") if threads is not None else None
+    return await in_thread(pool, call, *args, **kwargs)
+
+
+async def deliver(call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run a code delivery (`PointsService.deliver_validation_code`) on the delivery
+    threads: a slow gateway holds none of the engine's."""
+    threads = _threads.get()
+    pool = threads.pool("delivery") if threads is not None else None
+    return await in_thread(pool, call, *args, **kwargs)
 
 
 def user_key(update: Update) -> str:

@@ -1,14 +1,15 @@
 """The channels a validation code goes out on: the chat itself, email, SMS, and the log.
 
-The engine calls each sender synchronously, from the worker thread the bot runs core calls
-in (`asyncio.to_thread`), after the transaction that issued the code. Every sender raises
-`core.delivery.DeliveryFailed` when it cannot deliver, with a reason that never contains
-the code, and returns where the code went (the engine masks it for display).
+The engine calls each sender synchronously, after the transaction that issued the code
+(the bot does this on its delivery threads, `bot.runtime.deliver`, apart from engine
+calls; SMTP_TIMEOUT_SECONDS and SMS_TIMEOUT_SECONDS bound each attempt). Every sender
+raises `core.delivery.DeliveryFailed` when it cannot deliver, with a reason that never
+contains the code, and returns where the code went (the engine masks it for display).
 
 - `ChatSender` sends the code into the member's Telegram chat, marked as a sandbox code: it
   schedules the send on the bot's event loop and waits for Telegram's answer, so a failed
   send is a failed delivery. The bot and the loop come from `chat_delivery()`, which the
-  handler enters around the core call (a context variable: `to_thread` carries it over).
+  handler enters around the delivery (a context variable: the delivery thread gets it).
 - `EmailSender` speaks SMTP (smtplib), with STARTTLS unless SMTP_STARTTLS is false.
 - `SmsSender` POSTs JSON `{"to", "text"}` to SMS_GATEWAY_URL (httpx), with a bearer token
   or basic authentication; any answer but 2xx is a failed delivery.
@@ -51,7 +52,7 @@ _chat_line: ContextVar[_ChatLine | None] = ContextVar("chat_line", default=None)
 
 @contextlib.contextmanager
 def chat_delivery(bot: Bot) -> Iterator[None]:
-    """Within this block (and the threads `asyncio.to_thread` starts from it), the chat
+    """Within this block (and the calls `bot.runtime.deliver` runs from it), the chat
     channel sends through `bot` on the running event loop."""
     token = _chat_line.set(_ChatLine(bot, asyncio.get_running_loop()))
     try:

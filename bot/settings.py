@@ -9,6 +9,7 @@ strong SECRET_KEY, and OTP_CHANNEL chat only with ALLOW_CHAT_CODES=true.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 from typing import Any
@@ -58,6 +59,19 @@ class BotSettings(Settings):
     webhook_secret: str = ""
     webhook_listen: str = "0.0.0.0"  # noqa: S104  (a webhook server listens for Telegram)
     webhook_port: int = 8443
+    # Proxies whose X-Forwarded-For is believed (addresses or CIDRs, comma-separated), for
+    # the client address in the log; anyone else's header is ignored.
+    trusted_proxies: str = ""
+    # Bounds of the webhook server: a connection may wait this long for a request's
+    # headers (idle or half-sent), then it is closed; a body must arrive within
+    # WEBHOOK_BODY_TIMEOUT_SECONDS; larger headers or bodies are refused.
+    webhook_idle_timeout_seconds: float = 30
+    webhook_body_timeout_seconds: float = 10
+    webhook_max_body_bytes: int = 1 << 20  # an update is a few kilobytes
+    webhook_max_header_bytes: int = 16 << 10
+    # Connections held at once (lowered to fit the file-descriptor limit); beyond it the
+    # connection that waited longest for a request is closed to make room.
+    webhook_max_connections: int = 1000
 
     # Updates handled at once (one chat's updates always in order).
     bot_concurrent_updates: int = 64
@@ -67,6 +81,13 @@ class BotSettings(Settings):
     telegram_send_retries: int = 2
     # How long an update is remembered as handled (a redelivery within it is ignored).
     handled_updates_keep_hours: int = 48
+    # Updates one chat may have in hand (handled or waiting); more are dropped (one
+    # flooding chat must not hold the places of everyone else's).
+    chat_queue_max: int = 10
+    # Threads for engine calls, and apart from them for code delivery (SMTP, SMS): a slow
+    # gateway never holds up another member's /balance.
+    bot_engine_threads: int = 8
+    bot_delivery_threads: int = 4
 
     @field_validator("otp_channel")
     @classmethod
@@ -88,6 +109,22 @@ class BotSettings(Settings):
         if bad:
             raise ValueError(f"{', '.join(bad)} is not a Telegram user id (a number)")
         return ",".join(ids)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+        for part in parts:
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(f"{part} is not an IP address or network (CIDR)") from None
+        return ",".join(parts)
+
+    @property
+    def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(part, strict=False)
+                     for part in self.trusted_proxies.split(",") if part)
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -120,7 +157,13 @@ class BotSettings(Settings):
         positive = {"BOT_CONCURRENT_UPDATES": self.bot_concurrent_updates,
                     "HANDLED_UPDATES_KEEP_HOURS": self.handled_updates_keep_hours,
                     "SMTP_TIMEOUT_SECONDS": self.smtp_timeout_seconds,
-                    "SMS_TIMEOUT_SECONDS": self.sms_timeout_seconds}
+                    "SMS_TIMEOUT_SECONDS": self.sms_timeout_seconds,
+                    "CHAT_QUEUE_MAX": self.chat_queue_max,
+                    "BOT_ENGINE_THREADS": self.bot_engine_threads,
+                    "BOT_DELIVERY_THREADS": self.bot_delivery_threads,
+                    "WEBHOOK_IDLE_TIMEOUT_SECONDS": self.webhook_idle_timeout_seconds,
+                    "WEBHOOK_BODY_TIMEOUT_SECONDS": self.webhook_body_timeout_seconds,
+                    "WEBHOOK_MAX_CONNECTIONS": self.webhook_max_connections}
         found += [f"{name} must be more than 0 (it is {value})"
                   for name, value in positive.items() if value <= 0]
         not_negative = {"TELEGRAM_MAX_RETRIES": self.telegram_max_retries,
@@ -153,6 +196,12 @@ class BotSettings(Settings):
                          "when WEBHOOK_URL is set")
         if not 0 <= self.webhook_port <= 65535:
             found.append(f"WEBHOOK_PORT must be a port number (it is {self.webhook_port})")
+        if not 4 << 10 <= self.webhook_max_body_bytes <= 64 << 20:
+            found.append("WEBHOOK_MAX_BODY_BYTES must be between 4096 and 67108864 (it is "
+                         f"{self.webhook_max_body_bytes}; an update is a few kilobytes)")
+        if not 1 << 10 <= self.webhook_max_header_bytes <= 1 << 20:
+            found.append("WEBHOOK_MAX_HEADER_BYTES must be between 1024 and 1048576 (it is "
+                         f"{self.webhook_max_header_bytes})")
         return found
 
 

@@ -16,7 +16,7 @@ import logging
 import re
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -107,6 +107,17 @@ class Redeemable:
     points: int
     points_redeem_value: Decimal
     status: Status = CAN_REDEEM
+
+
+@dataclass(frozen=True)
+class CodeToDeliver:
+    """A code issued (or to be resent) and not sent yet: `deliver_validation_code` sends it."""
+
+    message: CodeMessage = field(repr=False)  # holds the code: never in a log
+    record_id: int
+    resent: bool
+    sends_left: int
+    expires_at: datetime
 
 
 @dataclass(frozen=True)
@@ -360,6 +371,15 @@ class PointsService:
     def issue_validation_code(self, identifier: str, points: object,
                               reply_to: str | None = None) -> CodeIssued:
         """Check the amount, then send the member a code for it on every channel."""
+        return self.deliver_validation_code(
+            self.prepare_validation_code(identifier, points, reply_to))
+
+    def prepare_validation_code(self, identifier: str, points: object,
+                                reply_to: str | None = None) -> CodeToDeliver:
+        """The first half of `issue_validation_code`: check the amount and issue (or resend)
+        the code, in one transaction. An entry point may run the second half,
+        `deliver_validation_code`, on threads of its own: a slow gateway then holds no
+        thread that engine calls need."""
         amount = rules.parse_points(points)
         ident = self.identify(identifier)
         now = self.clock()
@@ -371,10 +391,16 @@ class PointsService:
 
         issued, member = self.db.run(unit)
         assert issued.record.id is not None
-        record_id = issued.record.id
         value = self.settings.points_value(amount)
         text = CodeMessage(member.id, member.name, member.mobile, member.email, issued.code,
                            amount, value, max(1, self.settings.otp_ttl_seconds // 60), reply_to)
+        return CodeToDeliver(text, issued.record.id, issued.resent,
+                             self.settings.otp_max_sends - issued.record.sends,
+                             issued.record.expires_at)
+
+    def deliver_validation_code(self, code: CodeToDeliver) -> CodeIssued:
+        """The second half: send the code on every channel; none delivered voids it (860)."""
+        text = code.message
         channels: list[str] = []
         destinations: list[str] = []
         # Delivery happens outside the transaction: a slow SMS gateway holds no lock.
@@ -383,7 +409,7 @@ class PointsService:
                 destination = sender.send(text)
             except DeliveryFailed as error:
                 log.warning("validation code for member %s not sent by %s: %s",
-                            member.id, sender.channel, error)
+                            text.member_id, sender.channel, error)
                 continue
             except Exception:
                 log.exception("validation code sender %s failed", sender.channel)
@@ -392,12 +418,11 @@ class PointsService:
             destinations.append(mask(destination) if destination != sender.channel
                                 else destination)
         if not channels:
-            self.db.run(lambda s: codes.void(s, record_id))
+            self.db.run(lambda s: codes.void(s, code.record_id))
             raise PointsError(860, "the code could not be delivered on any channel",
                               reason="delivery")
-        return CodeIssued(amount, value, tuple(channels), tuple(destinations), issued.resent,
-                          self.settings.otp_max_sends - issued.record.sends,
-                          issued.record.expires_at)
+        return CodeIssued(text.points, text.value, tuple(channels), tuple(destinations),
+                          code.resent, code.sends_left, code.expires_at)
 
     def redeem(self, identifier: str, points: object, validation_code: str | None, *,
                transaction_number: str, external_reference: str, notes: str = "",
@@ -931,6 +956,6 @@ def _money(value: object, what: str) -> Decimal:
     return money.quantize(Decimal("0.01"))
 
 
-__all__ = ["Balance", "CodeIssued", "HistoryItem", "ImportRejected", "ImportResult",
-           "Issued", "MemberView", "PointsService", "Redeemable", "RedemptionResult",
-           "ReversalResult", "RowError"]
+__all__ = ["Balance", "CodeIssued", "CodeToDeliver", "HistoryItem", "ImportRejected",
+           "ImportResult", "Issued", "MemberView", "PointsService", "Redeemable",
+           "RedemptionResult", "ReversalResult", "RowError"]
