@@ -8,7 +8,12 @@ Drills (`benchmarks/drills.py`, the same code the tests in tests/reliability/ ru
   spread over worker processes that each run their own `Application` and stand-in Bot API;
 - SIGKILL: a process redeeming, importing, earning and reversing in a loop is killed at
   random moments and restarted, and the books are audited after every kill;
-- hostile input: Hypothesis draws hostile updates for the bot and hostile import files.
+- hostile input: Hypothesis draws hostile updates for the bot and hostile import files;
+- concurrent guesses: threads enter wrong validation codes for one code at once; at most
+  OTP_MAX_ATTEMPTS of them may be compared, and the code is void afterwards;
+- contact numbers: Hypothesis draws contact numbers (members' numbers without their
+  country code, mangled, anything) shared against members from many countries; none may
+  link a chat to a member other than the one its international reading names.
 
 For each drill and database the table says how many requests were held, crashes survived,
 hostile inputs tried, and invariant violations found: every one must be 0. PostgreSQL is
@@ -46,10 +51,15 @@ class Sizes:
     bot_workers: int
     kills: int
     fuzz_examples: int  # hostile updates (and half as many import files)
+    guessers: int  # simultaneous wrong guesses at one validation code
+    guess_rounds: int  # codes guessed at, one after another
+    contacts: int  # contact numbers shared
 
 
-QUICK = Sizes(processes=20, bot_members=40, bot_workers=2, kills=6, fuzz_examples=100)
-FULL = Sizes(processes=50, bot_members=200, bot_workers=4, kills=40, fuzz_examples=1000)
+QUICK = Sizes(processes=20, bot_members=40, bot_workers=2, kills=6, fuzz_examples=100,
+              guessers=40, guess_rounds=1, contacts=100)
+FULL = Sizes(processes=50, bot_members=200, bot_workers=4, kills=40, fuzz_examples=1000,
+             guessers=40, guess_rounds=10, contacts=1000)
 
 
 def plan(sizes: Sizes) -> list[tuple[str, Callable[[str], drills.Outcome]]]:
@@ -60,6 +70,9 @@ def plan(sizes: Sizes) -> list[tuple[str, Callable[[str], drills.Outcome]]]:
                                                        workers=sizes.bot_workers)),
         ("SIGKILL", lambda url: drills.crash_drill(url, kills=sizes.kills)),
         ("hostile input", lambda url: drills.fuzz_drill(url, examples=sizes.fuzz_examples)),
+        ("concurrent guesses", lambda url: drills.concurrent_guesses(
+            url, guessers=sizes.guessers, rounds=sizes.guess_rounds)),
+        ("contact numbers", lambda url: drills.contact_drill(url, examples=sizes.contacts)),
     ]
 
 
