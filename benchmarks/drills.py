@@ -10,6 +10,13 @@ figures), so that both run exactly the same drills:
 - `crash_drill(url, kills)`: a process redeeming, importing, earning and issuing codes in a
   loop is killed with SIGKILL at random moments and restarted; the books are audited after
   every kill.
+- `concurrent_guesses(url, guessers)`: threads enter wrong validation codes for one
+  member's code at the same moment, through isredeemable and redeem; at most
+  OTP_MAX_ATTEMPTS of them may be compared, and the code is void afterwards.
+- `contact_drill(url, examples)`: contact numbers drawn by Hypothesis (members' numbers
+  without their country code, with another's, mangled, or anything) are shared against a
+  database of members from many countries; each links nothing or exactly the member whose
+  mobile is the contact's international reading.
 - `BotRig` and the `hostile_*` strategies: hostile updates into the real `Application`
   (`BotRig.check` says what went wrong with one of them); `import_check` does the same for
   Data Import files; `fuzz_drill(url, examples)` runs them all under Hypothesis.
@@ -34,6 +41,7 @@ import multiprocessing
 import os
 import random
 import re
+import threading
 import time
 import uuid
 from collections import Counter
@@ -785,7 +793,8 @@ def reply_kind(text: str) -> str | None:
     prompts = (replies.ENTER_CODE, replies.CONFIRM_OR_CANCEL, replies.NOT_YOUR_CONTACT,
                replies.PRIVATE_ONLY, replies.STAFF_ONLY, replies.NOTHING_TO_CANCEL,
                replies.ASK_CONTACT)
-    if text in prompts or text.startswith(("Usage: /", replies.NOT_LINKED)):
+    if text in prompts or text.startswith(("Usage: /", replies.NOT_LINKED,
+                                           replies.VERIFIED_ELSEWHERE)):
         return "prompt"
     return None
 
@@ -1192,10 +1201,238 @@ def fuzz_drill(url: str, examples: int = 200, seed: int = 3) -> Outcome:
     return outcome
 
 
+# ---------------------------------------------------------------- guessing a code at once
+
+
+def concurrent_guesses(url: str, guessers: int = 40, rounds: int = 1, seed: int = 17
+                       ) -> Outcome:
+    """`guessers` threads, each with a different wrong validation code, enter it for one
+    member's code at the same moment, half through isredeemable and half through redeem;
+    `rounds` times, a new code each time. Holds when at most OTP_MAX_ATTEMPTS guesses
+    were compared with each code (the rest found it void), every answer is 808, the right
+    code is refused afterwards, nothing was redeemed, and the books balance."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from core.delivery import RecordingSender
+
+    started = time.perf_counter()
+    outcome = Outcome("concurrent guesses compared", database_name(url))
+    sender = RecordingSender()
+    settings = engine_settings(url, otp_period_max_sends=10**6)
+    service = PointsService(settings, senders=[sender])
+    limit = settings.otp_max_attempts
+    rng = random.Random(seed)
+    target = drill_mobile(3)
+    compared_most = 0
+    try:
+        service.import_csv(members_csv([{"mobile": target, "name": "Guessed",
+                                         "points": 10_000}]))
+        for r in range(rounds):
+            points = 100 + r
+            service.issue_validation_code(target, points)
+            right = sender.sent[-1].code
+            wrong = [f"{(int(right) + rng.randrange(1, 10**6)) % 10**6:06d}"
+                     for _ in range(guessers)]
+            barrier = threading.Barrier(guessers)
+
+            def guess(i: int, points: int = points, wrong: list[str] = wrong,
+                      barrier: threading.Barrier = barrier) -> str:
+                try:
+                    barrier.wait(timeout=120)
+                    if i % 2:
+                        service.is_redeemable(target, points, wrong[i])
+                    else:
+                        service.redeem(target, points, wrong[i], transaction_number=f"G-{i}",
+                                       external_reference=f"G-{uuid.uuid4().hex}")
+                except PointsError as error:
+                    return f"{error.code} {error.facts.get('reason', '')}".strip()
+                except Exception as error:
+                    return f"{type(error).__name__}: {error}"
+                return "accepted"
+
+            with ThreadPoolExecutor(guessers) as pool:
+                answers = list(pool.map(guess, range(guessers)))
+            compared = sum(a in ("808 wrong", "808 attempts") for a in answers)
+            compared_most = max(compared_most, compared)
+            outcome.hostile += guessers
+            outcome.requests += sum(a.startswith("808 ") for a in answers)
+            problems = outcome.violations
+            problems += [f"code {r + 1}: a wrong guess answered {a!r}, not 808"
+                         for a in answers if not a.startswith("808 ")]
+            if compared > limit:
+                problems.append(f"code {r + 1}: {compared} wrong guesses were compared; "
+                                f"the limit is {limit}")
+            try:
+                service.is_redeemable(target, points, right)
+                problems.append(f"code {r + 1}: the right code was accepted after "
+                                f"{guessers} wrong guesses")
+            except PointsError as error:
+                if error.code != 808:
+                    problems.append(f"code {r + 1}: the right code answered {error.code} "
+                                    "after the guesses, not 808")
+        if service.history(target):
+            outcome.violations.append("a wrong guess redeemed")
+        outcome.violations += violations(service)
+        outcome.detail = (f"at most {compared_most} of {guessers} simultaneous wrong guesses "
+                          f"compared with a code (limit {limit}), {rounds} code(s); the "
+                          "right code refused afterwards")
+    finally:
+        service.db.dispose()
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
+# ---------------------------------------------------------------- shared contacts
+
+
+CONTACT_REGIONS = ("IN", "US", "GB", "IR", "AE", "SG", "DE", "FR", "BR", "NG", "ID", "PK",
+                   "BD", "LK", "NP", "AU", "CN", "RU", "ZA", "KE")
+
+
+def contact_members(per_region: int = 8) -> list[str]:
+    """Valid mobile numbers (E.164) from many countries, Indian ones first and most: the
+    example mobile of each region with its last digits varied."""
+    import phonenumbers
+    from phonenumbers import PhoneNumberFormat, PhoneNumberType
+
+    found = [drill_mobile(n) for n in range(per_region * 4)]
+    for region in CONTACT_REGIONS:
+        example = phonenumbers.example_number_for_type(region, PhoneNumberType.MOBILE)
+        if example is None:
+            continue
+        nsn = str(example.national_number)
+        for n in range(per_region * 3):
+            candidate = phonenumbers.parse(f"+{example.country_code}{nsn[:-3]}{n:03d}", None)
+            if phonenumbers.is_valid_number(candidate):
+                found.append(phonenumbers.format_number(candidate, PhoneNumberFormat.E164))
+            if len(found) % per_region == 0:
+                break
+    return sorted(set(found))
+
+
+def international_reading(contact: str) -> str | None:
+    """What a contact's number is (E.164) when read as Telegram sends it: international,
+    with or without the +. Written apart from the engine's reading, to judge it."""
+    import phonenumbers
+
+    text = contact.strip()
+    digits = text[1:] if text.startswith("+") else text
+    try:
+        number = phonenumbers.parse("+" + digits, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def contact_strategy(mobiles: list[str]) -> Any:
+    """Contact numbers as a Hypothesis strategy: members' numbers as Telegram sends them,
+    without their country code (the digits of a valid local number), with a trunk 0, with
+    another country's code, with 00, with a digit changed, dropped or added, spaced; and
+    digit strings and text of any kind."""
+    import phonenumbers
+    from hypothesis import strategies as st
+
+    def national(mobile: str) -> str:
+        return str(phonenumbers.parse(mobile, None).national_number)
+
+    member = st.sampled_from(mobiles)
+    codes = st.sampled_from(["1", "7", "44", "49", "91", "92", "98", "971", "880", "94"])
+
+    def mangle(mobile: str, where: int, digit: int, how: str) -> str:
+        digits = mobile.lstrip("+")
+        i = where % len(digits)
+        if how == "change":
+            return digits[:i] + str(digit) + digits[i + 1:]
+        if how == "drop":
+            return digits[:i] + digits[i + 1:]
+        return digits[:i] + str(digit) + digits[i:]
+
+    return st.one_of(
+        member,
+        member.map(lambda m: m.lstrip("+")),
+        member.map(national),
+        member.map(lambda m: "+" + national(m)),
+        member.map(lambda m: "0" + national(m)),
+        member.map(lambda m: "00" + m.lstrip("+")),
+        st.builds(lambda c, m: c + national(m), codes, member),
+        st.builds(mangle, member, st.integers(0, 20), st.integers(0, 9),
+                  st.sampled_from(["change", "drop", "add"])),
+        st.builds(lambda m, sep: sep.join([m[:3], m[3:8], m[8:]]), member,
+                  st.sampled_from([" ", "-", ".", "  "])),
+        st.from_regex(r"^\+?[0-9]{1,17}$", fullmatch=True),
+        st.text(max_size=40),
+    )
+
+
+def contact_check(chats: Conversations, channel_user: str, contact: str
+                  ) -> tuple[bool, list[str]]:
+    """Share `contact` as `channel_user`: whether it linked the chat, and what went wrong
+    (a link to anyone but the member whose mobile is the contact's international reading,
+    or a refusal that linked anyway)."""
+    try:
+        linked = chats.verify_contact(channel_user, contact)
+    except PointsError:
+        if chats.member_id(channel_user) is not None:
+            return True, [f"contact {contact!r} was refused but linked the chat"]
+        return False, []
+    reading = international_reading(contact)
+    problems = []
+    if linked.mobile != reading:
+        problems.append(f"contact {contact!r} (read internationally: {reading}) linked the "
+                        f"member with mobile {linked.mobile}")
+    held = chats.member_id(channel_user)
+    if held != linked.id:
+        problems.append(f"contact {contact!r} answered member {linked.id} but the chat is "
+                        f"linked to {held}")
+    return True, problems
+
+
+def contact_drill(url: str, examples: int = 300, seed: int = 7) -> Outcome:
+    """`examples` contact numbers drawn by Hypothesis shared against a database of members
+    from many countries, each by a chat user of its own. Holds when every contact links
+    nothing or links exactly the member whose mobile is its international reading."""
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as with_seed
+
+    started = time.perf_counter()
+    outcome = Outcome("contact numbers tried", database_name(url))
+    service = PointsService(engine_settings(url))
+    chats = Conversations(service)
+    mobiles = contact_members()
+    linked: Counter[str] = Counter()
+    try:
+        service.import_csv(members_csv([{"mobile": m, "name": f"K{n}", "points": 10}
+                                        for n, m in enumerate(mobiles)]))
+
+        @with_seed(seed)
+        @settings(max_examples=examples, deadline=None, database=None,
+                  phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+        @given(contact_strategy(mobiles))
+        def share(contact: str) -> None:
+            outcome.hostile += 1
+            was_linked, found = contact_check(chats, f"contact-drill:{outcome.hostile}",
+                                              contact)
+            outcome.violations.extend(found)
+            linked["linked"] += was_linked
+            outcome.requests += 1
+
+        share()
+        outcome.violations += violations(service)
+        outcome.detail = (f"{outcome.hostile} contacts against {len(mobiles)} members of "
+                          f"{len(CONTACT_REGIONS)} countries: {linked['linked']} linked "
+                          "their own member, the rest nothing; 0 wrong links allowed")
+    finally:
+        service.db.dispose()
+    outcome.seconds = time.perf_counter() - started
+    return outcome
+
+
 __all__ = ["DEFAULT_POSTGRES_URL", "POSTGRES_ENV", "STEPS", "UPDATE_KINDS", "BotRig", "Hostile",
-           "Outcome", "bot_load", "bot_settings",
-           "concurrent_redemptions", "crash_drill", "drill_mobile", "engine_settings",
-           "fuzz_drill", "held_connections", "import_check", "members_csv", "money_snapshot",
-           "postgres_base_url", "postgres_database", "reply_kind", "rows_with_points",
-           "strategies", "unreachable",
-           "violations"]
+           "Outcome", "bot_load", "bot_settings", "concurrent_guesses",
+           "concurrent_redemptions", "contact_check", "contact_drill", "contact_members",
+           "contact_strategy", "crash_drill", "drill_mobile", "engine_settings",
+           "fuzz_drill", "held_connections", "import_check", "international_reading",
+           "members_csv", "money_snapshot", "postgres_base_url", "postgres_database",
+           "reply_kind", "rows_with_points", "strategies", "unreachable", "violations"]

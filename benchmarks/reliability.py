@@ -12,6 +12,11 @@ Drills (`benchmarks/drills.py`, the same code the tests in tests/reliability/ ru
 - connections held: a webhook worker limited to 256 file descriptors is held hundreds of
   idle or half-sent connections while real updates come in, each to be answered within
   5 s, with a handful of log lines at most.
+- concurrent guesses: threads enter wrong validation codes for one code at once; at most
+  OTP_MAX_ATTEMPTS of them may be compared, and the code is void afterwards;
+- contact numbers: Hypothesis draws contact numbers (members' numbers without their
+  country code, mangled, anything) shared against members from many countries; none may
+  link a chat to a member other than the one its international reading names.
 
 For each drill and database the table says how many requests were held, crashes survived,
 hostile inputs tried, and invariant violations found: every one must be 0. PostgreSQL is
@@ -51,12 +56,15 @@ class Sizes:
     fuzz_examples: int  # hostile updates (and half as many import files)
     held: int  # idle or half-sent connections held against a webhook worker
     held_updates: int  # real updates sent meanwhile
+    guessers: int  # simultaneous wrong guesses at one validation code
+    guess_rounds: int  # codes guessed at, one after another
+    contacts: int  # contact numbers shared
 
 
 QUICK = Sizes(processes=20, bot_members=40, bot_workers=2, kills=6, fuzz_examples=100,
-              held=300, held_updates=20)
+              held=300, held_updates=20, guessers=40, guess_rounds=1, contacts=100)
 FULL = Sizes(processes=50, bot_members=200, bot_workers=4, kills=40, fuzz_examples=1000,
-             held=1000, held_updates=100)
+             held=1000, held_updates=100, guessers=40, guess_rounds=10, contacts=1000)
 
 
 def plan(sizes: Sizes) -> list[tuple[str, Callable[[str], drills.Outcome]]]:
@@ -69,6 +77,9 @@ def plan(sizes: Sizes) -> list[tuple[str, Callable[[str], drills.Outcome]]]:
         ("hostile input", lambda url: drills.fuzz_drill(url, examples=sizes.fuzz_examples)),
         ("connections held", lambda url: drills.held_connections(
             url, held=sizes.held, updates=sizes.held_updates)),
+        ("concurrent guesses", lambda url: drills.concurrent_guesses(
+            url, guessers=sizes.guessers, rounds=sizes.guess_rounds)),
+        ("contact numbers", lambda url: drills.contact_drill(url, examples=sizes.contacts)),
     ]
 
 

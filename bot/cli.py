@@ -28,8 +28,9 @@ import typer
 from typer.core import TyperCommand
 from typer.models import CommandFunctionType
 
+from core.conversation import Conversations
 from core.delivery import CodeMessage, RecordingSender
-from core.service import ImportRejected, PointsService
+from core.service import Balance, ImportRejected, PointsService
 from core.settings import load_settings, require_strong_key
 from core.status import CATALOGUE, InputError, PointsError, message
 from core.times import show
@@ -187,13 +188,18 @@ Staff = Annotated[str, typer.Option("--staff", help="who does it (recorded)")]
 
 @app.command()
 def member(identifier: Member) -> None:
-    """Show a member's profile and balance."""
-    balance = run(lambda s: s.balance(identifier))
+    """Show a member's profile, linked Telegram account and balance."""
+    def look(s: PointsService) -> tuple[Balance, str | None]:
+        found = s.balance(identifier)
+        return found, Conversations(s).linked_user(found.member.id)
+
+    balance, linked = run(look)
     m = balance.member
     typer.echo(f"member {m.id}: {m.name or '(no name)'}")
     typer.echo(f"  mobile {m.mobile or '-'}  email {m.email or '-'}  "
                f"external id {m.external_id or '-'}")
     typer.echo(f"  type {m.customer_type}  fraud status {m.fraud_status}")
+    typer.echo(f"  linked Telegram account {linked or '-'}")
     typer.echo(f"  current points {balance.current_points} (worth {balance.value})")
     typer.echo(f"  lifetime points {balance.lifetime_points}  lifetime purchases "
                f"{balance.lifetime_purchases}")

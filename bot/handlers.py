@@ -64,8 +64,16 @@ async def linked_member(update: Update, context: Context) -> MemberView | None:
     member = await core(runtime(context).conversations.member, user_key(update))
     if member is not None:
         return member
-    await say(update, context, replies.NOT_LINKED, replies.contact_request())
+    await ask_to_verify(update, context, replies.NOT_LINKED)
     return None
+
+
+async def ask_to_verify(update: Update, context: Context, text: str) -> None:
+    """Ask an unlinked chat for its phone number, telling it plainly when it was unlinked
+    because the member's number was verified from another Telegram account."""
+    if await core(runtime(context).conversations.was_replaced, user_key(update)):
+        text = replies.VERIFIED_ELSEWHERE
+    await say(update, context, text, replies.contact_request())
 
 
 async def set_step(context: Context, update: Update, state: State) -> None:
@@ -84,7 +92,7 @@ async def start(update: Update, context: Context) -> None:
     rt = runtime(context)
     member_id = await core(rt.conversations.member_id, user_key(update))
     if member_id is None:
-        await say(update, context, replies.ASK_CONTACT, replies.contact_request())
+        await ask_to_verify(update, context, replies.ASK_CONTACT)
         return
     member = await core(rt.service.member_by_id, member_id)
     await say(update, context, replies.welcome(member), replies.menu())

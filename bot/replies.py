@@ -60,6 +60,9 @@ NOT_YOUR_CONTACT = ("That is not your own contact. Share your own phone number w
                     "button below.")
 CONTACT_REFUSED = "If this is not right, please contact member care."
 NOT_LINKED = "First share your phone number, so I know whose points to show.\n\n" + ASK_CONTACT
+VERIFIED_ELSEWHERE = ("This Telegram account is no longer linked to your membership: your phone "
+                      "number was verified from another Telegram account. To use this "
+                      "account, share your phone number again with the button below.")
 PRIVATE_ONLY = "I only talk about points in a private chat: message me directly."
 STALE = "That button belongs to a request that is no longer pending.\n\n" + HELP
 NOTHING_TO_CANCEL = "There is nothing to cancel."
@@ -218,10 +221,12 @@ def history(items: Sequence[HistoryItem], zone: tzinfo) -> str:
     return "\n".join(lines)
 
 
-def member_profile(b: Balance, items: Sequence[HistoryItem], zone: tzinfo) -> str:
+def member_profile(b: Balance, items: Sequence[HistoryItem], zone: tzinfo,
+                   linked: str | None = None) -> str:
     m = b.member
     return (f"Member {m.id}: {m.name or '(no name)'}\n"
             f"Mobile {m.mobile or '-'}, email {m.email or '-'}, external id "
             f"{m.external_id or '-'}\n"
             f"Type {m.customer_type}, fraud status {m.fraud_status}\n"
+            f"Linked Telegram account: {linked or 'none'}\n"
             f"{balance(b)}\n\n{history(items, zone)}")

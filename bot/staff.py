@@ -64,7 +64,8 @@ async def usage(update: Update, context: Context, action: str) -> None:
 
 
 async def member(update: Update, context: Context) -> None:
-    """Staff look a member up: profile, balance, fraud status, recent history."""
+    """Staff look a member up: profile, linked Telegram account, balance, fraud status,
+    recent history."""
     staff = await authorised(update, context, "member")
     if staff is None:
         return
@@ -76,11 +77,13 @@ async def member(update: Update, context: Context) -> None:
     try:
         found = await core(service.balance, args[0])
         items = await core(service.history_of, found.member.id, 5)
+        linked = await core(runtime(context).conversations.linked_user, found.member.id)
     except PointsError as error:
         await refused(update, context, staff, "member", error)
         return
     await core(service.record_staff_action, staff, "member", args[0], True, "viewed profile")
-    await say(update, context, replies.member_profile(found, items, service.settings.zone))
+    await say(update, context, replies.member_profile(found, items, service.settings.zone,
+                                                      linked))
 
 
 async def goodwill(update: Update, context: Context) -> None:

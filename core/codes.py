@@ -7,6 +7,10 @@ again for the same amount within the validity resends the same code (at most OTP
 times); another amount voids the earlier code; OTP_MAX_ATTEMPTS wrong entries void it; a
 redemption uses it up. A member may be sent at most OTP_PERIOD_MAX_SENDS codes in any
 OTP_PERIOD_SECONDS.
+
+Every comparison of a code (a redemption's, a check's) runs under the member's row lock,
+taken by `verify` itself: concurrent wrong entries are counted one after another, so no
+count overwrites another and a code is compared at most OTP_MAX_ATTEMPTS times.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import pyotp
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from core import ledger
 from core.models import CodeState, Member, ValidationCode
 from core.settings import Settings
 from core.status import PointsError
@@ -97,9 +102,12 @@ def verify(session: Session, settings: Settings, member: Member, points: int, co
     """The member's active code for `points` if `code` matches it; 808 otherwise.
 
     A wrong entry counts against the code even though the request fails, so the refusal
-    asks for its writes to be kept (`commit=True`).
+    asks for its writes to be kept (`commit=True`). The member's row lock is taken first
+    (at once when the caller holds it already), so the code is read after any concurrent
+    comparison committed its count.
     """
     assert member.id is not None
+    ledger.lock(session, member.id)
     record = latest(session, member.id)
     if record is None:
         raise PointsError(808, "no validation code was issued; ask for one", reason="none")

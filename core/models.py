@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, Column, Index, Numeric
+from sqlalchemy import CheckConstraint, Column, Index, Numeric, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 MONEY = Numeric(14, 2)
@@ -162,13 +162,17 @@ class ValidationCode(SQLModel, table=True):
 
 
 class ChatLink(SQLModel, table=True):
-    """A chat user (a Telegram user id, say) verified as a member."""
+    """A chat user (a Telegram user id, say) verified as a member: at most one per member.
+    When another chat user verifies the same member, this one loses the member and keeps
+    its row with `replaced_at` set, so that its chat can be told why."""
 
     __tablename__ = "chat_link"
+    __table_args__ = (UniqueConstraint("member_id", name="uq_chat_link_member_id"),)
 
     channel_user: str = Field(primary_key=True, max_length=64)
-    member_id: int = Field(foreign_key="member.id", index=True)
-    created_at: datetime
+    member_id: int | None = Field(default=None, foreign_key="member.id")
+    created_at: datetime  # when it was (last) verified
+    replaced_at: datetime | None = None
 
 
 class ChatState(SQLModel, table=True):

@@ -126,6 +126,28 @@ async def test_a_contact_of_someone_else_is_refused(world: World) -> None:
     assert "First share your phone number" in replies[-1].text
 
 
+async def test_a_number_verified_from_another_account_unlinks_the_older_one(
+        world: World) -> None:
+    """One Telegram account per member: the newest verification wins, and the older chat
+    is told why on its next message and asked to share its number again."""
+    old = await world.chat()
+    await old.link()
+    await old.say("/redeem 500")
+    new = await world.chat(name="Asha's new phone")
+    await new.link()
+    for attempt in ("/balance", "Confirm", "/start"):
+        replies = await (old.press(attempt) if attempt == "Confirm" else old.say(attempt))
+        assert "verified from another Telegram account" in replies[-1].text
+        assert "share your phone number again" in replies[-1].text
+        [[button]] = replies[-1].keyboard or [[]]
+        assert button.request_contact
+    assert "Current points: 2,000" in (await new.say("/balance"))[-1].text
+    await old.share_contact(telegram_phone(ASHA))  # back again: now the new one is out
+    assert "Current points: 2,000" in (await old.say("/balance"))[-1].text
+    assert "verified from another" in (await new.say("/balance"))[-1].text
+    assert world.member(ASHA["mobile"]).current_points == 2000
+
+
 @pytest.mark.parametrize(("member", "code"), [
     ({"mobile": "+919812300000"}, 816), (CAMPAIGN, 686), (NON_LOYALTY, 881)])
 async def test_a_number_that_cannot_redeem_is_refused_with_its_code(

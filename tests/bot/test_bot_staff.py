@@ -46,10 +46,13 @@ async def test_staff_look_a_member_up(world: World) -> None:
     text = replies[-1].text
     assert "Member 1: Asha" in text
     assert "fraud status NONE" in text
+    assert "Linked Telegram account: 1001\n" in text  # the chat that redeemed
     assert "Current points: 1,500" in text
     assert "redeemed 500 points" in text
     line = world.services[0].staff_actions()[0]
     assert (line.staff, line.action, line.allowed) == ("telegram:900", "member", True)
+    replies = await staff.say("/member ravi@example.com")
+    assert "Linked Telegram account: none\n" in replies[-1].text
 
 
 async def test_staff_give_goodwill_points(world: World) -> None:

@@ -19,6 +19,9 @@ from points_harness import member_csv
 from typer.testing import CliRunner, Result
 
 from bot.cli import app
+from core.conversation import Conversations
+from core.service import PointsService
+from core.settings import load_settings
 from core.status import CATALOGUE, message
 
 ROWS: list[dict[str, Any]] = [
@@ -73,6 +76,11 @@ def test_the_commands_end_to_end(db_url: str, tmp_path: Path) -> None:
     shown = cli("member", "9876543210").stdout
     assert "current points 1000 (worth 1000.00)" in shown
     assert f"mobile {ASHA}" in shown and "type loyalty" in shown
+    assert "linked Telegram account -\n" in shown
+    service = PointsService(load_settings(_env_file=None, database_url=db_url))
+    Conversations(service).verify_contact("5550001", ASHA.lstrip("+"))
+    service.db.dispose()
+    assert "linked Telegram account 5550001\n" in cli("member", ASHA).stdout
 
     assert "800 Points can be redeemed (200 points worth 200.00)" in cli(
         "isredeemable", ASHA, "200").stdout

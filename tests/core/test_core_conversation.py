@@ -1,19 +1,33 @@
-"""Conversation state kept by the engine for entry points: verified chat links, each
-chat's step, and claims on incoming updates (each handled once). Plus the read-only
+"""Conversation state kept by the engine for entry points: verified chat links (a shared
+contact read as international only; one chat per member, the newest verification
+winning, enforced by the database), each chat's step, and claims on incoming updates
+(each handled once). Plus the read-only
 helpers entry points use: the balance with its suggestions, and the member of a
 transaction number.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 
+import phonenumbers
 import pytest
-from points_harness import Env
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from points_harness import START, Env
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+from sqlmodel.sql.sqltypes import UTCDateTime
 
 from core.conversation import Conversations, State
+from core.db import MIGRATIONS, Database
+from core.models import ChatLink
+from core.service import PointsService
+from core.settings import load_settings
 from core.status import PointsError
 
 
@@ -122,3 +136,156 @@ def test_member_of_transaction(env: Env) -> None:
     several = refused(lambda: service.member_of_transaction("T-S"))
     assert several.code == 811 and "several members" in several.detail
     assert refused(lambda: service.member_of_transaction("bad txn")).code == 811
+
+
+# ---------------------------------------------------------------- a shared contact
+
+
+def international(contact: str) -> str | None:
+    """What a contact's number is when read as Telegram sends it (international, with or
+    without the +): the only reading that may link a chat (written apart from the engine)."""
+    text = contact.strip()
+    try:
+        number = phonenumbers.parse("+" + (text[1:] if text.startswith("+") else text), None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def test_a_contact_is_read_as_international_only(env: Env) -> None:
+    """A stranger whose own number is no valid international number, but whose digits are
+    a member's Indian mobile read locally, is not welcomed as that member."""
+    service = env.service(default_phone_region="IN")
+    asha = env.add_member(service, mobile="+919800000001", points=900)
+    chats = Conversations(service)
+    for stranger in ("9800000001", "+9800000001", "09800000001", "00919800000001",
+                     " 98000 00001 "):
+        assert refused(lambda s=stranger: chats.verify_contact("tg:9", s)).code == 802
+        assert chats.member_id("tg:9") is None
+    assert chats.verify_contact("tg:9", "919800000001").id == asha.id
+    # What staff type is still read in DEFAULT_PHONE_REGION.
+    assert service.member("9800000001").id == asha.id
+
+
+CONTACT_MEMBERS = ("+919800000001", "+919860000100", "+919812345678", "+12025550123",
+                   "+447400123456", "+989121234567", "+971501234567", "+8801812345678")
+
+
+def contacts() -> st.SearchStrategy[str]:
+    member = st.sampled_from(CONTACT_MEMBERS)
+
+    def national(mobile: str) -> str:
+        return str(phonenumbers.parse(mobile, None).national_number)
+
+    return st.one_of(
+        member, member.map(lambda m: m[1:]), member.map(national),
+        member.map(lambda m: "+" + national(m)), member.map(lambda m: "0" + national(m)),
+        st.builds(lambda c, m: c + national(m), st.sampled_from(["1", "44", "91", "98", "971"]),
+                  member),
+        st.builds(lambda m, i, d: m[:i] + str(d) + m[i + 1:], member, st.integers(1, 12),
+                  st.integers(0, 9)),
+        st.from_regex(r"^\+?[0-9]{1,16}$", fullmatch=True), st.text(max_size=30))
+
+
+def test_any_contact_links_nothing_or_exactly_its_international_reading(env: Env) -> None:
+    service = env.service(default_phone_region="IN")
+    for mobile in CONTACT_MEMBERS:
+        env.add_member(service, mobile=mobile)
+    chats = Conversations(service)
+
+    @settings(max_examples=150, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(contact=contacts())
+    def share(contact: str) -> None:
+        user = f"tg:{uuid.uuid4().hex[:12]}"
+        try:
+            linked = chats.verify_contact(user, contact)
+        except PointsError:
+            assert chats.member_id(user) is None
+            return
+        assert linked.mobile == international(contact)
+        assert chats.member_id(user) == linked.id
+
+    share()
+
+
+# ---------------------------------------------------------------- one account per member
+
+
+def test_the_newest_verification_wins_and_the_older_chat_is_told(env: Env) -> None:
+    service = env.service()
+    asha = env.add_member(service, mobile="+919876543210", points=10)
+    chats = Conversations(service)
+    chats.verify_contact("tg:old", "919876543210")
+    assert chats.linked_user(asha.id) == "tg:old"
+    env.clock.advance(60)
+    chats.verify_contact("tg:new", "919876543210")  # the number was recycled, say
+    assert (chats.member_id("tg:new"), chats.member_id("tg:old")) == (asha.id, None)
+    assert chats.member("tg:old") is None
+    assert chats.was_replaced("tg:old") and not chats.was_replaced("tg:new")
+    assert chats.linked_user(asha.id) == "tg:new"
+    # Verifying again takes the member back, and the other chat is the one unlinked.
+    chats.verify_contact("tg:old", "+919876543210")
+    assert (chats.member_id("tg:old"), chats.member_id("tg:new")) == (asha.id, None)
+    assert not chats.was_replaced("tg:old") and chats.was_replaced("tg:new")
+    # The sandbox's /as links the same way.
+    chats.link("tg:staff", asha.id)
+    assert chats.linked_user(asha.id) == "tg:staff" and chats.was_replaced("tg:old")
+    # A chat never linked, or unlinked by hand, was not replaced.
+    chats.unlink("tg:staff")
+    assert not chats.was_replaced("tg:staff") and not chats.was_replaced("tg:never")
+    assert chats.linked_user(asha.id) is None
+
+
+def test_the_database_holds_one_link_per_member(env: Env) -> None:
+    service = env.service()
+    asha = env.add_member(service)
+    now = env.clock()
+
+    def two_links(session: Session) -> None:
+        session.add(ChatLink(channel_user="tg:a", member_id=asha.id, created_at=now))
+        session.add(ChatLink(channel_user="tg:b", member_id=asha.id, created_at=now))
+    with pytest.raises(IntegrityError):
+        Database(env.url, retries=1).run(two_links)
+
+
+def test_the_migration_keeps_each_members_newest_link(db_url: str) -> None:
+    """A database from before the rule, with several chats linked to one member: the
+    newest link stays, the others are unlinked and will be told why."""
+    from alembic import command
+    from alembic.config import Config
+
+    old = Database(db_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with old.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        at = [START + timedelta(seconds=n) for n in range(4)]
+        member = sa.table("member", *(sa.column(c) for c in (
+            "id", "mobile", "name", "customer_type", "fraud_status", "current_points",
+            "lifetime_points", "lifetime_purchases")), sa.column("created_at", UTCDateTime()))
+        link = sa.table("chat_link", sa.column("channel_user"), sa.column("member_id"),
+                        sa.column("created_at", UTCDateTime()))
+        connection.execute(member.insert(), [
+            {"id": n, "mobile": f"+91980000000{n}", "name": "M", "customer_type": "loyalty",
+             "fraud_status": "NONE", "current_points": 0, "lifetime_points": 0,
+             "lifetime_purchases": 0, "created_at": at[0]} for n in (1, 2)])
+        connection.execute(link.insert(), [
+            {"channel_user": user, "member_id": member_id, "created_at": at[second]}
+            for user, member_id, second in (("tg:1", 1, 1), ("tg:2", 1, 3), ("tg:3", 1, 2),
+                                            ("tg:4", 2, 1))])
+    old.dispose()
+    service = PointsService(load_settings(_env_file=None, database_url=db_url))
+    try:
+        chats = Conversations(service)
+        assert [chats.member_id(f"tg:{n}") for n in (1, 2, 3, 4)] == [None, 1, None, 2]
+        assert [chats.was_replaced(f"tg:{n}") for n in (1, 2, 3, 4)] == [True, False, True,
+                                                                         False]
+        assert (chats.linked_user(1), chats.linked_user(2)) == ("tg:2", "tg:4")
+        chats.verify_contact("tg:1", "919800000001")
+        assert (chats.linked_user(1), chats.was_replaced("tg:2")) == ("tg:1", True)
+    finally:
+        service.db.dispose()

@@ -1,5 +1,6 @@
-"""Validation-code attacks: a guesser gets at most OTP_MAX_ATTEMPTS tries at each code and
-at most OTP_PERIOD_MAX_SENDS codes a period, so its chance stays at most
+"""Validation-code attacks: a guesser gets at most OTP_MAX_ATTEMPTS tries at each code (also
+with 40 guesses at once, through isredeemable and redeem) and at most
+OTP_PERIOD_MAX_SENDS codes a period, so its chance stays at most
 attempts / 10^digits per code (and codes x attempts / 10^digits a period); code requests
 are capped per member and period through the bot too; a member's code is useless to
 another member and for another amount, typed into the chat.
@@ -16,7 +17,7 @@ import itertools
 import pytest
 from bot_harness import ASHA, World, member_csv, text_of
 
-from benchmarks.drills import engine_settings, members_csv
+from benchmarks.drills import concurrent_guesses, engine_settings, members_csv
 from core.delivery import RecordingSender
 from core.service import PointsService
 from core.status import PointsError
@@ -71,6 +72,19 @@ def test_a_guesser_gets_attempts_tries_per_code_and_codes_per_period(
         assert service.audit() == []
     finally:
         service.db.dispose()
+
+
+def test_forty_simultaneous_wrong_guesses_are_compared_at_most_the_limit(
+        database_url: str) -> None:
+    """40 threads enter wrong codes for one code at the same moment, half through
+    isredeemable and half through redeem (`benchmarks.drills.concurrent_guesses`): each
+    comparison waits for the member's row lock, so at most OTP_MAX_ATTEMPTS are compared
+    and the code is void afterwards (the right code is refused). On PostgreSQL without the
+    lock, isredeemable's counts overwrote each other: 13 and 20 of 40 were compared."""
+    outcome = concurrent_guesses(database_url, guessers=40, rounds=3)
+    assert outcome.violations == []
+    assert outcome.requests == outcome.hostile == 120
+    assert "at most 5 of 40" in outcome.detail
 
 
 async def test_code_requests_through_the_bot_are_capped_per_member_and_period(

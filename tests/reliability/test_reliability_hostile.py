@@ -1,6 +1,7 @@
 """Hostile input, property-based (Hypothesis): arbitrary text, numbers of every shape, long
 messages, update kinds the bot never asked for, malformed callback data and other people's
-contacts, sent from every step of a member's way through the real `Application` (the
+contacts (and contact numbers of every shape against members of many countries), sent
+from every step of a member's way through the real `Application` (the
 stand-in Bot API, a real database); and malformed Data Import files.
 
 For each input `benchmarks.drills.BotRig.check` holds the bot to: no unhandled exception
@@ -31,6 +32,7 @@ from benchmarks.drills import (
     UPDATE_KINDS,
     BotRig,
     Hostile,
+    contact_drill,
     engine_settings,
     import_check,
     members_csv,
@@ -137,6 +139,16 @@ def test_a_forwarded_contact_never_takes_over_a_member(rig: BotRig, owner: int |
             before = rig.chat_state(step)[0]
             holds(rig, Hostile("contact", step, (rig.phones[victim].lstrip("+"), owner)))
             assert rig.chat_state(step)[0] == before
+
+
+def test_shared_contacts_link_nothing_or_their_own_member(database_url: str) -> None:
+    """Contact numbers drawn by Hypothesis (`benchmarks.drills.contact_drill`: members'
+    numbers without their country code, with another's, mangled, anything) against members
+    of 20 countries: each links nothing or exactly the member its international reading
+    names. Reading a contact's digits in DEFAULT_PHONE_REGION linked strangers."""
+    outcome = contact_drill(database_url, examples=200)
+    assert outcome.violations == []
+    assert outcome.hostile == 200
 
 
 # ---------------------------------------------------------------- Data Import
