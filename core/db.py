@@ -44,6 +44,10 @@ from core.status import PointsError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# Told of each retry and give-up of a unit of work: (event, reason), event "retry" or
+# "gave_up", reason "transient" or "unique_key". The bot counts them (bot.metrics); core
+# itself knows no metrics library.
+DbObserver = Callable[[str, str], None]
 MIGRATIONS = Path(__file__).parent / "migrations"
 # SQLSTATEs worth a retry: serialization failure, deadlock, a lock not granted within the
 # server's lock_timeout (PostgreSQL's "database is locked"), connection trouble.
@@ -132,6 +136,7 @@ class Database:
         self._write_engine = self.engine.execution_options(begin_immediate=True)
         self._migrated = False
         self._lock = threading.Lock()
+        self.observers: list[DbObserver] = []
 
     @staticmethod
     def _make_engine(url: str, pool: bool) -> Engine:
@@ -198,15 +203,33 @@ class Database:
                 if attempt == self.retries:
                     raise
                 log.info("unique key taken by a concurrent writer; running again")
+                self._tell("retry", "unique_key")
             except Exception as error:
                 if not is_transient(error):
                     raise
                 log.warning("transient database failure (attempt %d of %d): %s",
                             attempt, self.retries, _reason(error))
                 if attempt == self.retries:
+                    self._tell("gave_up", "transient")
                     raise _refusal(transient_code, error) from error
+                self._tell("retry", "transient")
             time.sleep(min(0.5, 0.01 * 2 ** attempt) * (0.5 + random.random()))
         raise AssertionError("unreachable")
+
+    def _tell(self, event: str, reason: str) -> None:
+        for observer in self.observers:
+            try:
+                observer(event, reason)
+            except Exception:  # an observer never breaks a unit of work
+                log.exception("database observer failed")
+
+    def location(self) -> str:
+        """Where the data is, for the operator: a SQLite file's absolute path, or the
+        server's URL without its password."""
+        url = make_url(self.url)
+        if self.is_sqlite:
+            return f"SQLite file {Path(url.database or '').resolve()}"
+        return url.render_as_string(hide_password=True)
 
     def migrate(self, *, transient_code: int = 815) -> None:
         """Bring the schema to the newest migration (safe to call from several processes).
