@@ -35,7 +35,7 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
-from bot import handlers, logsafe, replies, staff
+from bot import handlers, logsafe, metrics, replies, staff
 from bot.burstlog import BurstLog
 from bot.runtime import Context, Runtime, Threads, in_thread, say, use_threads
 from bot.senders import make_senders
@@ -97,12 +97,25 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
             if not self._users[chat]:
                 del self._users[chat], self._locks[chat]
 
+    def queue_depth(self) -> tuple[int, int]:
+        """(updates waiting for an earlier update of their chat, chats being served)"""
+        users = list(self._users.values())
+        return sum(max(0, n - 1) for n in users), len(users)
+
     async def initialize(self) -> None:
         """Nothing to set up (the threads start on first use)."""
 
     async def shutdown(self) -> None:
         if self.threads is not None:
             self.threads.shutdown()
+
+
+class ObservedUpdateProcessor(PerChatUpdateProcessor):
+    """Each update counted, timed and logged as it ends (`bot.metrics.observe_update`)."""
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        with metrics.observe_update(update, _chat_of(update)):
+            await super().do_process_update(update, coroutine)
 
 
 def _chat_of(update: object) -> int | None:
@@ -126,8 +139,10 @@ def build_application(settings: BotSettings, service: PointsService | None = Non
     owned = service is None
     engine = service or PointsService(settings, senders=make_senders(settings))
     threads = Threads(settings.bot_engine_threads, settings.bot_delivery_threads)
-    processor = PerChatUpdateProcessor(settings.bot_concurrent_updates,
-                                       settings.chat_queue_max, threads)
+    metrics.watch_database(engine.db)
+    processor = ObservedUpdateProcessor(settings.bot_concurrent_updates,
+                                        settings.chat_queue_max, threads)
+    metrics.watch_queues(processor)
     builder = (Application.builder()
                .token(token)
                .base_url(settings.telegram_base_url)
@@ -198,12 +213,29 @@ async def on_error(update: object, context: Context) -> None:
 
 
 async def _post_init(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    """Once running: the command menu, and the sweeper of old update claims."""
+    """Once running: where the database is, the command menu, and the sweeper of old
+    update claims."""
+    await asyncio.to_thread(announce_database, application.bot_data["runtime"])
     try:
         await application.bot.set_my_commands(MEMBER_COMMANDS)
     except TelegramError as error:
         log.warning("could not set the command menu: %s", type(error).__name__)
     application.bot_data["sweeper"] = asyncio.create_task(_forget_old_updates(application))
+
+
+def announce_database(rt: Runtime) -> None:
+    """Log where the database is, and warn when it holds no members (a wrong DATABASE_URL,
+    or a relative SQLite path started from another directory)."""
+    location = rt.service.db.location()
+    log.info("database: %s", location)
+    try:
+        members = rt.service.member_count()
+    except Exception as error:
+        log.warning("could not count the members of %s: %s", location, type(error).__name__)
+        return
+    if not members:
+        log.warning("the database (%s) holds no members: every member will get 816; check "
+                    "DATABASE_URL, or load them with `loyalty-bot import`", location)
 
 
 async def _post_stop(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
@@ -239,11 +271,22 @@ def serve(application: Application[Any, Any, Any, Any, Any, Any],
     if settings.webhook_url:
         from bot.webhook import serve_webhook
 
+        if settings.metrics_port is not None:
+            log.info("METRICS_PORT is for long polling: a webhook worker serves /metrics "
+                     "on WEBHOOK_PORT")
         asyncio.run(serve_webhook(application, settings))
         return
+    exporter = None
+    if settings.metrics_port is not None:
+        exporter = metrics.start_metrics_server(settings.metrics_listen, settings.metrics_port)
     log.info("starting long polling")
-    application.run_polling(allowed_updates=ALLOWED_UPDATES)
+    try:
+        application.run_polling(allowed_updates=ALLOWED_UPDATES)
+    finally:
+        if exporter is not None:
+            exporter.shutdown()
+            exporter.server_close()
 
 
-__all__ = ["ALLOWED_UPDATES", "PerChatUpdateProcessor", "add_handlers", "build_application",
-           "serve"]
+__all__ = ["ALLOWED_UPDATES", "ObservedUpdateProcessor", "PerChatUpdateProcessor",
+           "add_handlers", "announce_database", "build_application", "serve"]

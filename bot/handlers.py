@@ -16,6 +16,7 @@ from telegram import Update
 from telegram.ext import ApplicationHandlerStop
 
 from bot import replies
+from bot.logsafe import chat_tag
 from bot.runtime import (
     AMOUNT,
     CODE,
@@ -106,7 +107,7 @@ async def share_contact(update: Update, context: Context) -> None:
     assert update.effective_user is not None
     if message.contact.user_id != update.effective_user.id:
         log.info("telegram user %s shared a contact that is not their own",
-                 update.effective_user.id)
+                 chat_tag(update.effective_user.id))
         await say(update, context, replies.NOT_YOUR_CONTACT, replies.contact_request())
         return
     rt = runtime(context)

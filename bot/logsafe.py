@@ -10,13 +10,26 @@ WEBHOOK_SECRET, SECRET_KEY and the gateways' credentials are replaced by "[hidde
 anywhere in their messages and tracebacks. In any URL they log, the userinfo
 (`user:password@`) and every query value (`?api_key=...`) are hidden too: httpx logs the
 SMS gateway's URL at INFO, and SMS_GATEWAY_URL may carry credentials in either place.
+
+`use_log_format("json")` (LOG_FORMAT=json) makes the root logger's handlers write one JSON
+object per line: time, level, logger, event, and, while an update is handled, its update
+id and its chat as a tag (`chat_tag`: a keyed hash, never the chat id itself), plus the
+status code and duration where a line has them. Secrets are hidden in every string of it.
+The default is the human-readable text format.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import logging
 import re
+import secrets
 import threading
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -105,6 +118,66 @@ class SecretFilter(logging.Filter):
 
 
 FILTER = SecretFilter()
+_TAG_KEY = [secrets.token_bytes(32)]  # replaced by one derived from SECRET_KEY in protect()
+
+
+def chat_tag(chat_id: int | str) -> str:
+    """A chat as the log names it: 12 hex digits of a hash keyed by SECRET_KEY, the same
+    for one chat in every worker, and not reversible by trying every Telegram id."""
+    return hmac.new(_TAG_KEY[0], str(chat_id).encode(), hashlib.sha256).hexdigest()[:12]
+
+
+@dataclass
+class UpdateTrace:
+    """The update being handled in this context (set by bot.metrics.observe_update)."""
+
+    update_id: int | None
+    chat: str | None  # chat_tag() of the chat
+    code: int | None = None  # the last status code the engine answered
+
+
+TRACE: ContextVar[UpdateTrace | None] = ContextVar("update_trace", default=None)
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_FIELDS = ("kind", "code", "duration_ms")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, secrets hidden in each of its strings."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = FILTER.hide(record.getMessage())
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(
+                timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname, "logger": record.name,
+            "event": FILTER.hide(str(getattr(record, "event", message)))}
+        if line["event"] != message:
+            line["message"] = message
+        trace = TRACE.get()
+        update_id = getattr(record, "update_id", trace.update_id if trace else None)
+        chat = trace.chat if trace else None
+        if update_id is not None:
+            line["update_id"] = update_id
+        if chat is not None:
+            line["chat"] = chat
+        for name in _FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                line[name] = value if isinstance(value, int | float) else FILTER.hide(
+                    str(value))
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            line["exception"] = FILTER.hide(record.exc_text)
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
+def use_log_format(log_format: str, logger: logging.Logger | None = None) -> None:
+    """Set the format of every handler of `logger` (the root logger): "json" or "text"."""
+    target = logger or logging.getLogger()
+    formatter = JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+    for handler in target.handlers:
+        handler.setFormatter(formatter)
 
 
 def protect(settings: BotSettings) -> None:
@@ -112,12 +185,16 @@ def protect(settings: BotSettings) -> None:
     token = settings.telegram_bot_token.strip()
     FILTER.add(token, token.partition(":")[2], settings.webhook_secret, settings.secret_key,
                settings.sms_gateway_token, settings.sms_gateway_password,
-               settings.smtp_password, *url_secrets(settings.sms_gateway_url))
+               settings.smtp_password, *url_secrets(settings.sms_gateway_url),
+               settings.twilio_auth_token, *settings.sms_http_header_values)
+    _TAG_KEY[0] = hmac.new(settings.secret_key.encode(), b"chat tag in the log",
+                           hashlib.sha256).digest()
     for name in LOGGERS:
         logger = logging.getLogger(name)
         if FILTER not in logger.filters:
             logger.addFilter(FILTER)
 
 
-__all__ = ["FILTER", "HIDDEN", "LOGGERS", "SecretFilter", "hide_url_credentials", "protect",
-           "url_secrets"]
+__all__ = ["FILTER", "HIDDEN", "LOGGERS", "TRACE", "JsonFormatter", "SecretFilter",
+           "UpdateTrace", "chat_tag", "hide_url_credentials", "protect", "url_secrets",
+           "use_log_format"]

@@ -31,6 +31,8 @@ from telegram import Message, Update
 from telegram.error import BadRequest, NetworkError, TelegramError
 from telegram.ext import ContextTypes
 
+from bot import metrics
+from bot.logsafe import chat_tag
 from bot.settings import BotSettings
 from core.conversation import Conversations, State
 from core.service import MemberView, PointsService
@@ -108,6 +110,7 @@ async def in_thread(pool: ThreadPoolExecutor | None, call: Callable[P, T], *args
     return await asyncio.get_running_loop().run_in_executor(pool, bound)
 
 
+@metrics.observed  # timed, and its status code counted
 async def core(call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run an engine call on the engine threads: database work never blocks the event
     loop."""
@@ -116,6 +119,7 @@ async def core(call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     return await in_thread(pool, call, *args, **kwargs)
 
 
+@metrics.observed  # timed, and its status code (860: no channel delivered) counted
 async def deliver(call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run a code delivery (`PointsService.deliver_validation_code`) on the delivery
     threads: a slow gateway holds none of the engine's."""
@@ -195,21 +199,27 @@ async def say(update: Update, context: Context, text: str, markup: Any = None
         text = f"{rt.mark}\n{text}"
     for attempt in range(retries + 1):
         try:
-            return await context.bot.send_message(chat_id=chat.id, text=text,
+            sent = await context.bot.send_message(chat_id=chat.id, text=text,
                                                   reply_markup=markup)
         except BadRequest:
+            metrics.reply_failed("refused")
             raise
         except NetworkError as error:
             if attempt == retries:
-                log.error("reply to chat %s not delivered after %d attempts: %s", chat.id,
-                          attempt + 1, type(error).__name__)
+                metrics.reply_failed("undelivered")
+                log.error("reply to chat %s not delivered after %d attempts: %s",
+                          chat_tag(chat.id), attempt + 1, type(error).__name__)
                 return None
-            log.warning("reply to chat %s failed (%s); trying again", chat.id,
+            log.warning("reply to chat %s failed (%s); trying again", chat_tag(chat.id),
                         type(error).__name__)
             await asyncio.sleep(0.2 * 2 ** attempt)
         except TelegramError as error:
-            log.error("reply to chat %s refused: %s", chat.id, type(error).__name__)
+            metrics.reply_failed("refused")
+            log.error("reply to chat %s refused: %s", chat_tag(chat.id), type(error).__name__)
             return None
+        else:
+            metrics.reply_sent()
+            return sent
     return None
 
 

@@ -12,7 +12,8 @@ contains the code, and returns where the code went (the engine masks it for disp
   handler enters around the delivery (a context variable: the delivery thread gets it).
 - `EmailSender` speaks SMTP (smtplib), with STARTTLS unless SMTP_STARTTLS is false.
 - `SmsSender` POSTs JSON `{"to", "text"}` to SMS_GATEWAY_URL (httpx), with a bearer token
-  or basic authentication; any answer but 2xx is a failed delivery.
+  or basic authentication; any answer but 2xx is a failed delivery (SMS_PROVIDER generic;
+  twilio and http are in `bot.sms`, and every provider retries a 5xx or a timeout).
 - `LogSender` writes the code to the log. Development only: settings refuse it with
   WEBHOOK_URL or a real SECRET_KEY, so a code never reaches a production log.
 """
@@ -34,7 +35,9 @@ import httpx
 from telegram import Bot
 from telegram.error import TelegramError
 
+from bot import metrics
 from bot.settings import BotSettings
+from bot.sms import TemplateSender, TwilioSender, send_with_retries
 from core.delivery import CodeMessage, CodeSender, DeliveryFailed
 
 log = logging.getLogger(__name__)
@@ -139,6 +142,7 @@ class SmsSender:
     """Sends the code by SMS through an HTTP gateway."""
 
     channel = "sms"
+    backoff = 0.25  # seconds before the first retry of a 5xx or a timeout; then doubled
 
     def __init__(self, settings: BotSettings) -> None:
         self.url = settings.sms_gateway_url
@@ -149,15 +153,19 @@ class SmsSender:
         elif settings.sms_gateway_user:
             self.auth = (settings.sms_gateway_user, settings.sms_gateway_password)
         self.timeout = settings.sms_timeout_seconds
+        self.retries = settings.sms_retries
 
     def send(self, message: CodeMessage) -> str:
         if not message.mobile:
             raise DeliveryFailed("the member has no mobile number")
-        try:
-            answer = httpx.post(self.url, json={"to": message.mobile, "text": message.text()},
-                                headers=self.headers, auth=self.auth, timeout=self.timeout)
-        except httpx.HTTPError as error:
-            raise DeliveryFailed(f"SMS gateway: {type(error).__name__}") from None
+        payload = {"to": message.mobile, "text": message.text()}
+
+        def post(client: httpx.Client) -> httpx.Response:
+            return client.post(self.url, json=payload, headers=self.headers,
+                               auth=self.auth or httpx.USE_CLIENT_DEFAULT)
+
+        answer = send_with_retries("generic", post, timeout=self.timeout,
+                                   retries=self.retries, backoff=self.backoff)
         if not answer.is_success:
             raise DeliveryFailed(f"SMS gateway answered {answer.status_code}")
         return message.mobile
@@ -175,8 +183,11 @@ class LogSender:
 
 
 def make_senders(settings: BotSettings) -> list[CodeSender]:
-    """The senders OTP_CHANNEL names, in its order."""
+    """The senders OTP_CHANNEL names, in its order (SMS by SMS_PROVIDER), each counted
+    (bot.metrics)."""
+    sms: dict[str, Callable[[BotSettings], CodeSender]] = {
+        "generic": SmsSender, "twilio": TwilioSender, "http": TemplateSender}
     makers: dict[str, Callable[[], CodeSender]] = {
         "chat": ChatSender, "email": lambda: EmailSender(settings),
-        "sms": lambda: SmsSender(settings), "log": LogSender}
-    return [makers[name]() for name in settings.channels]
+        "sms": lambda: sms[settings.sms_provider](settings), "log": LogSender}
+    return [metrics.counted(makers[name]()) for name in settings.channels]

@@ -10,18 +10,22 @@ strong SECRET_KEY, and OTP_CHANNEL chat only with ALLOW_CHAT_CODES=true.
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import re
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
-from pydantic import ValidationError, field_validator
+from pydantic import ValidationError, ValidationInfo, field_validator
 
 from core.settings import DEV_SECRET_KEY, Settings, require_strong_key
 from core.status import PointsError
 
 log = logging.getLogger(__name__)
 CHANNELS = ("chat", "email", "sms", "log")
+SMS_PROVIDERS = ("generic", "twilio", "http")
+SMS_HTTP_METHODS = ("GET", "POST", "PUT")
+LOG_FORMATS = ("text", "json")
 DEFAULT_BASE_URL = "https://api.telegram.org/bot"
 # What Telegram accepts as a webhook secret token.
 _SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
@@ -54,6 +58,19 @@ class BotSettings(Settings):
     sms_gateway_user: str = ""  # or HTTP basic authentication
     sms_gateway_password: str = ""
     sms_timeout_seconds: float = 15
+    # Who sends the SMS: generic (the gateway above, JSON {"to", "text"}), twilio, http (a
+    # request templated by the SMS_HTTP_* settings).
+    sms_provider: str = "generic"
+    sms_retries: int = 2  # a 5xx or a timeout is retried this often; a 4xx never
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_from: str = ""  # a Twilio number, or else:
+    twilio_messaging_service_sid: str = ""
+    twilio_api_url: str = "https://api.twilio.com"
+    sms_http_method: str = "POST"
+    sms_http_headers: str = ""  # a JSON object: {"authkey": "..."}
+    sms_http_format: str = "json"  # json or form: how SMS_HTTP_BODY is read and encoded
+    sms_http_body: str = ""  # with {to} (or {to_digits}) and {text} placeholders
 
     webhook_url: str = ""  # set: serve a webhook; empty: long polling
     webhook_secret: str = ""
@@ -89,6 +106,12 @@ class BotSettings(Settings):
     bot_engine_threads: int = 8
     bot_delivery_threads: int = 4
 
+    # Long polling: serve GET /metrics on this port (unset: not served). A webhook worker
+    # serves /metrics on WEBHOOK_PORT.
+    metrics_port: int | None = None
+    metrics_listen: str = "127.0.0.1"
+    log_format: str = "text"  # or json: one JSON object per line
+
     @field_validator("otp_channel")
     @classmethod
     def _known_channels(cls, value: str) -> str:
@@ -100,6 +123,61 @@ class BotSettings(Settings):
         if not names:
             raise ValueError(f"name at least one channel of {', '.join(CHANNELS)}")
         return ",".join(dict.fromkeys(names))
+
+    @field_validator("sms_provider", "sms_http_format", "log_format")
+    @classmethod
+    def _one_of(cls, value: str, info: ValidationInfo) -> str:
+        known = {"sms_provider": SMS_PROVIDERS, "sms_http_format": ("json", "form"),
+                 "log_format": LOG_FORMATS}[info.field_name or ""]
+        name = value.strip().lower()
+        if name not in known:
+            raise ValueError(f"{value!r} is not one of {', '.join(known)}")
+        return name
+
+    @field_validator("sms_http_method")
+    @classmethod
+    def _method(cls, value: str) -> str:
+        method = value.strip().upper()
+        if method not in SMS_HTTP_METHODS:
+            raise ValueError(f"{value!r} is not one of {', '.join(SMS_HTTP_METHODS)}")
+        return method
+
+    @field_validator("sms_http_headers")
+    @classmethod
+    def _headers(cls, value: str) -> str:
+        if not value.strip():
+            return ""
+        try:
+            headers = json.loads(value)
+        except ValueError:
+            raise ValueError('not JSON: write a JSON object, {"Name": "value"}') from None
+        if not isinstance(headers, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
+            raise ValueError('must be a JSON object of text values, {"Name": "value"}')
+        return value
+
+    @field_validator("sms_http_body")
+    @classmethod
+    def _body(cls, value: str, info: ValidationInfo) -> str:
+        if not value.strip():
+            return ""
+        if info.data.get("sms_http_format", "json") == "json":
+            try:
+                json.loads(value)
+            except ValueError as error:
+                raise ValueError(f"not JSON ({error}); placeholders go inside strings: "
+                                 '{"to": "{to}", "text": "{text}"}') from None
+        else:
+            try:
+                parse_qsl(value, keep_blank_values=True, strict_parsing=True)
+            except ValueError:
+                raise ValueError("not a form (name=value&name=value)") from None
+        return value
+
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _unset_port(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("staff_telegram_ids")
     @classmethod
@@ -135,6 +213,15 @@ class BotSettings(Settings):
         return frozenset(int(part) for part in self.staff_telegram_ids.split(",") if part)
 
     @property
+    def sms_http_header_dict(self) -> dict[str, str]:
+        return dict(json.loads(self.sms_http_headers)) if self.sms_http_headers else {}
+
+    @property
+    def sms_http_header_values(self) -> tuple[str, ...]:
+        """The header values (credentials, often): kept out of the log."""
+        return tuple(self.sms_http_header_dict.values())
+
+    @property
     def webhook_path(self) -> str:
         """The path the webhook server answers on: the path of WEBHOOK_URL."""
         return urlsplit(self.webhook_url).path.rstrip("/") or "/"
@@ -144,8 +231,10 @@ class BotSettings(Settings):
         channels = self.channels
         if "email" in channels and not (self.smtp_host and self.smtp_from):
             found.append("OTP_CHANNEL email needs SMTP_HOST and SMTP_FROM")
-        if "sms" in channels and not self.sms_gateway_url:
+        if "sms" in channels and self.sms_provider != "twilio" and not self.sms_gateway_url:
             found.append("OTP_CHANNEL sms needs SMS_GATEWAY_URL")
+        if "sms" in channels:
+            found += self._sms_provider_problems()
         if self.sms_gateway_url and not self.sms_gateway_url.startswith(("http://",
                                                                           "https://")):
             found.append("SMS_GATEWAY_URL must be an http:// or https:// URL")
@@ -167,7 +256,10 @@ class BotSettings(Settings):
         found += [f"{name} must be more than 0 (it is {value})"
                   for name, value in positive.items() if value <= 0]
         not_negative = {"TELEGRAM_MAX_RETRIES": self.telegram_max_retries,
-                        "TELEGRAM_SEND_RETRIES": self.telegram_send_retries}
+                        "TELEGRAM_SEND_RETRIES": self.telegram_send_retries,
+                        "SMS_RETRIES": self.sms_retries}
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            found.append(f"METRICS_PORT must be a port number (it is {self.metrics_port})")
         found += [f"{name} must not be negative (it is {value})"
                   for name, value in not_negative.items() if value < 0]
         if self.webhook_url:
@@ -175,6 +267,30 @@ class BotSettings(Settings):
         elif "log" in channels and self.secret_key != DEV_SECRET_KEY:
             found.append("OTP_CHANNEL log writes validation codes to the log, so it is for "
                          "development only: it is refused once SECRET_KEY is set for real")
+        return found
+
+    def _sms_provider_problems(self) -> list[str]:
+        """SMS_PROVIDER's own settings (each problem names the setting)."""
+        found: list[str] = []
+        if self.sms_provider == "twilio":
+            if not self.twilio_account_sid:
+                found.append("SMS_PROVIDER twilio needs TWILIO_ACCOUNT_SID")
+            if not self.twilio_auth_token:
+                found.append("SMS_PROVIDER twilio needs TWILIO_AUTH_TOKEN")
+            if bool(self.twilio_from) == bool(self.twilio_messaging_service_sid):
+                found.append("SMS_PROVIDER twilio needs TWILIO_FROM or "
+                             "TWILIO_MESSAGING_SERVICE_SID (one of them)")
+            if not self.twilio_api_url.startswith(("http://", "https://")):
+                found.append("TWILIO_API_URL must be an http:// or https:// URL")
+        elif self.sms_provider == "http":
+            where = self.sms_gateway_url + self.sms_http_body
+            if "{text}" not in where:
+                found.append("SMS_HTTP_BODY (or SMS_GATEWAY_URL) needs the {text} placeholder")
+            if "{to}" not in where and "{to_digits}" not in where:
+                found.append("SMS_HTTP_BODY (or SMS_GATEWAY_URL) needs the {to} placeholder")
+            if self.sms_http_method == "GET" and self.sms_http_body:
+                found.append("SMS_HTTP_METHOD GET sends no body: put the placeholders in "
+                             "SMS_GATEWAY_URL and leave SMS_HTTP_BODY empty")
         return found
 
     def _webhook_problems(self) -> list[str]:

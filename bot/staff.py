@@ -14,6 +14,7 @@ import logging
 from telegram import Update
 
 from bot import replies
+from bot.logsafe import chat_tag
 from bot.runtime import Context, core, runtime, say
 from core.status import InputError, PointsError
 
@@ -39,7 +40,7 @@ async def authorised(update: Update, context: Context, action: str) -> str | Non
     if rt.is_staff(user_id):
         return staff_name(user_id)
     log.warning("refused /%s from telegram user %s: not in STAFF_TELEGRAM_IDS", action,
-                user_id)
+                chat_tag(user_id))  # the id itself is in the staff action record
     await core(rt.service.record_staff_action, staff_name(user_id), action,
                " ".join(context.args or []), False, "not in STAFF_TELEGRAM_IDS")
     await say(update, context, replies.STAFF_ONLY)

@@ -57,6 +57,7 @@ from tornado.netutil import bind_sockets
 
 from bot.app import ALLOWED_UPDATES
 from bot.burstlog import BurstLog
+from bot.metrics import MetricsEndpoint
 from bot.runtime import Runtime
 from bot.settings import BotSettings
 
@@ -432,6 +433,7 @@ class WebhookServer:
         return [
             (r"/healthz", HealthEndpoint, shared),
             (rf"{_path(self.settings.webhook_path)}/?", UpdateEndpoint, shared),
+            (r"/metrics", MetricsEndpoint),  # this worker's metrics (bot.metrics)
         ]
 
     @property

@@ -8,6 +8,8 @@ import logging
 import pytest
 from bot_harness import ASHA, RAVI, Chat, World, text_of
 
+from bot.logsafe import chat_tag
+
 STAFF_ID = 900  # in the world's STAFF_TELEGRAM_IDS
 
 
@@ -33,7 +35,8 @@ async def test_staff_commands_are_refused_for_anyone_else_and_logged(
         replies = await chat.say(command)
     assert replies[-1].text == "This command is for member care staff only."
     name = command.split()[0][1:]
-    assert f"refused /{name} from telegram user {chat.user.id}" in caplog.text
+    assert f"refused /{name} from telegram user {chat_tag(chat.user.id)}" in caplog.text
+    assert str(chat.user.id) not in caplog.text  # a tag, never the id itself
     [line] = world.services[0].staff_actions()
     assert (line.staff, line.action, line.allowed) == (f"telegram:{chat.user.id}", name, False)
     assert world.member(ASHA["mobile"]).current_points == 2000
