@@ -99,16 +99,31 @@ class PrintingSender(RecordingSender):
 def service(transient_code: int = 815, *, delivers_codes: bool = False) -> PointsService:
     """The engine on DATABASE_URL; a database that cannot be reached (or stays locked)
     while it starts answers `transient_code`. A command that delivers validation codes
-    first refuses a weak SECRET_KEY (899)."""
+    first refuses a weak SECRET_KEY (899). Says on stderr which database it opened (a
+    relative SQLite path is relative to the directory the command runs in)."""
     settings = load_settings()
     if delivers_codes:
         require_strong_key(settings)
     try:
-        return PointsService(settings, senders=[PrintingSender("log")])
+        engine = PointsService(settings, senders=[PrintingSender("log")])
     except PointsError as error:
         if error.code != 815 or transient_code == 815:
             raise
         raise PointsError(transient_code, error.detail, **error.facts) from error.__cause__
+    typer.echo(f"database: {engine.db.location()}", err=True)
+    return engine
+
+
+def warn_if_empty(engine: PointsService) -> None:
+    """An unknown member in a database without any: most likely the wrong database."""
+    try:
+        empty = engine.member_count() == 0
+    except Exception:  # the refusal itself is what the operator needs to see
+        return
+    if empty:
+        typer.echo(f"warning: the database ({engine.db.location()}) holds no members: is "
+                   "DATABASE_URL right? (a relative sqlite:/// path is relative to the "
+                   "current directory)", err=True)
 
 
 class Options:
@@ -140,7 +155,13 @@ def answers() -> Iterator[None]:
 def run(action: Callable[[PointsService], T], *, transient_code: int = 815,
         delivers_codes: bool = False) -> T:
     with answers():
-        return action(service(transient_code, delivers_codes=delivers_codes))
+        engine = service(transient_code, delivers_codes=delivers_codes)
+        try:
+            return action(engine)
+        except PointsError as refusal:
+            if refusal.code == 816:
+                warn_if_empty(engine)
+            raise
     raise AssertionError("unreachable")
 
 
@@ -355,6 +376,7 @@ def run_bot(sandbox: Annotated[bool, typer.Option(
     from telegram.error import InvalidToken, TelegramError
 
     from bot.app import build_application, serve
+    from bot.logsafe import use_log_format
     from bot.settings import load_bot_settings, require_production_ready
 
     logging.getLogger("bot").setLevel(logging.INFO)
@@ -369,6 +391,7 @@ def run_bot(sandbox: Annotated[bool, typer.Option(
             require_production_ready(settings)  # a strong key; chat codes only if allowed
             application = build_application(settings)
     logging.getLogger("core.db").setLevel(logging.NOTSET)  # a running bot logs its retries
+    use_log_format(settings.log_format)  # LOG_FORMAT=json: one JSON object per line
     try:
         serve(application, settings)
     except InvalidToken:

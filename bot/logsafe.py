@@ -137,7 +137,6 @@ class UpdateTrace:
 
 
 TRACE: ContextVar[UpdateTrace | None] = ContextVar("update_trace", default=None)
-TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _FIELDS = ("kind", "code", "duration_ms")
 
 
@@ -173,11 +172,13 @@ class JsonFormatter(logging.Formatter):
 
 
 def use_log_format(log_format: str, logger: logging.Logger | None = None) -> None:
-    """Set the format of every handler of `logger` (the root logger): "json" or "text"."""
+    """With "json", every handler of `logger` (the root logger) writes JSON lines; with
+    "text" (the default) they keep the format they have."""
+    if log_format != "json":
+        return
     target = logger or logging.getLogger()
-    formatter = JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
     for handler in target.handlers:
-        handler.setFormatter(formatter)
+        handler.setFormatter(JsonFormatter())
 
 
 def protect(settings: BotSettings) -> None:

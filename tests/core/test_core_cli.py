@@ -20,6 +20,7 @@ from typer.testing import CliRunner, Result
 
 from bot.cli import app
 from core.conversation import Conversations
+from core.db import Database
 from core.service import PointsService
 from core.settings import load_settings
 from core.status import CATALOGUE, message
@@ -47,7 +48,8 @@ class Cli:
 
 
 def refusal_line(result: Result) -> str:
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    lines = [line for line in result.stderr.splitlines()
+             if line.strip() and not line.startswith(("database: ", "warning: "))]
     assert lines, result.output
     return lines[0]
 
@@ -193,7 +195,7 @@ def test_entry_point_in_a_real_process(tmp_path: Path) -> None:
     missing = subprocess.run([sys.executable, "-m", "bot.cli", "member", "+919999999999"],
                              env=env, capture_output=True, text=True, timeout=60, check=False)
     assert missing.returncode == 1
-    assert missing.stderr.strip() == f"816 {message(816)}"
+    assert missing.stderr.strip().splitlines()[-1] == f"816 {message(816)}"
 
 
 # ---------------------------------------------------------------- failures as codes
@@ -209,8 +211,9 @@ def loyalty_bot(*args: str, timeout: float = 60, **settings: str
 
 
 def one_line(result: subprocess.CompletedProcess[str]) -> str:
-    """The whole of stderr, which must be one line: no traceback, no log lines."""
-    lines = result.stderr.splitlines()
+    """The whole of stderr, which must be one line (after the `database:` line naming the
+    database, when one was opened): no traceback, no log lines."""
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("database: ")]
     assert len(lines) == 1, result.stderr
     return lines[0]
 
@@ -317,6 +320,8 @@ def test_a_database_still_locked_after_the_retries_answers_815_or_889_in_one_lin
             holder.close()
     assert [run.returncode for run in runs] == [1, 1]
     for (_, stderr), code in zip(answers, (889, 815), strict=True):
+        stderr = "\n".join(line for line in stderr.splitlines()
+                           if not line.startswith("database: "))
         assert len(stderr.splitlines()) == 1, stderr
         assert stderr.startswith(f"{code} {message(code)} (the database is busy)"), stderr
     assert "current points 1000" in loyalty_bot("member", ASHA, DATABASE_URL=ready).stdout
@@ -429,3 +434,32 @@ def test_every_argument_and_option_has_help() -> None:
     missing = [f"{name} {param.name}" for name, command in commands.items()
                for param in command.params if not getattr(param, "help", None)]
     assert missing == []
+
+
+
+def test_the_database_location_is_said_and_an_empty_one_warned_about(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default DATABASE_URL is a relative path: run from another directory, the
+    command opens a new, empty database there; it says so instead of only answering 816."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    result = CliRunner().invoke(app, ["member", ASHA])
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert lines[0] == f"database: SQLite file {elsewhere / 'loyalty.db'}"
+    assert lines[1].startswith(f"warning: the database (SQLite file {elsewhere / 'loyalty.db'}"
+                               ") holds no members")
+    assert lines[-1] == f"816 {message(816)}"
+    # A database with members: the location, no warning, and the answer.
+    members = tmp_path / "members.csv"
+    members.write_bytes(member_csv(ROWS))
+    cli = Cli(f"sqlite:///{tmp_path / 'full.db'}")
+    cli("import", str(members))
+    result = cli("member", "+919999999999", exit_code=1)
+    assert result.stderr.splitlines()[0] == f"database: SQLite file {tmp_path / 'full.db'}"
+    assert "warning" not in result.stderr
+    url = "postgresql+psycopg://loyalty:pa55word@db.example.com:5432/loyalty"
+    assert Database(url).location() == ("postgresql+psycopg://loyalty:***@db.example.com:5432/"
+                                        "loyalty")
