@@ -322,3 +322,26 @@ async def test_the_bot_logs_where_its_database_is_and_warns_when_it_is_empty(
         announce_database(empty.bot_data["runtime"])
     assert f"database: SQLite file {tmp_path / 'empty.db'}" in caplog.text
     assert "holds no members" in caplog.text
+
+
+# ---------------------------------------------------------------- rotating SECRET_KEY
+
+
+async def test_rotating_secret_key_voids_pending_codes_and_a_resend_works(world: World
+                                                                          ) -> None:
+    """What docs/deploy.md promises: after a new SECRET_KEY a pending code answers 808,
+    and the member's Resend brings one that redeems."""
+    old = await world.chat(user_id=USER_ID, secret_key="the-old-secret-key-1")
+    await old.link()
+    await old.say("/redeem 500")
+    await old.press("Confirm")
+    stale = old.chat_code()
+    application = await world.application(secret_key="the-new-secret-key-2")
+    new = type(old)(world, old.user, application)  # the same chat, a restarted worker
+    replies = await new.say(stale)
+    assert replies[-1].text.startswith("808 ")
+    await new.press("Resend code")
+    fresh = new.chat_code()
+    assert fresh != stale
+    assert (await new.say(fresh))[-1].text.startswith("800 ")
+    assert world.member(ASHA["mobile"]).current_points == 1500
