@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import (
     ArgumentError,
     DBAPIError,
@@ -120,6 +120,13 @@ def _create_owner_only(url: str) -> None:
             os.fchmod(handle, 0o600)
     finally:
         os.close(handle)
+
+
+def _pragma(connection: Connection, pragma: str) -> None:
+    """Run a SQLite PRAGMA outside any transaction (some are ignored inside one)."""
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    driver.execute(f"PRAGMA {pragma}")
 
 
 class Database:
@@ -268,7 +275,15 @@ class Database:
         config.set_main_option("script_location", str(MIGRATIONS))
         engine = self._write_engine if self.is_sqlite else self.engine
         with engine.connect() as connection:
-            if not self.is_sqlite:
+            if self.is_sqlite:
+                # Batch migrations rebuild a table (copy, drop, rename), and dropping a
+                # parent table with foreign keys on would fail: off while migrating (it
+                # cannot change inside a transaction), checked before committing.
+                _pragma(connection, "foreign_keys=OFF")
+            else:
+                # A migration waits for its locks however long (a start waits for
+                # another's migration): no DB_LOCK_TIMEOUT_SECONDS here.
+                connection.execute(text("SET lock_timeout = 0"))
                 connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
                 connection.commit()
             try:
@@ -276,10 +291,16 @@ class Database:
                 with connection.begin():
                     config.attributes["connection"] = connection
                     command.upgrade(config, "head")
+                    if self.is_sqlite and connection.exec_driver_sql(
+                            "PRAGMA foreign_key_check").first() is not None:
+                        raise RuntimeError("a migration broke a foreign key")
             finally:
-                if not self.is_sqlite:
+                if self.is_sqlite:
+                    _pragma(connection, "foreign_keys=ON")
+                else:
                     connection.execute(text("SELECT pg_advisory_unlock(:k)"),
                                        {"k": _MIGRATION_LOCK})
+                    connection.execute(text("RESET lock_timeout"))
                     connection.commit()
 
     def dispose(self) -> None:

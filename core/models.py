@@ -1,10 +1,11 @@
 """The tables: members, the points ledger, redemptions and reversals, validation codes,
 bills, imports, and the conversation state entry points keep through the engine.
 
-Times are timezone-aware UTC. Points are whole numbers; money (purchases, redeemed value) is a
-decimal with two places. Ledger entries, redemptions and reversals are written once and
-never edited, except the running `points_reversed` on a redemption, which always equals
-the sum of its reversals.
+Times are timezone-aware UTC. Points are whole numbers stored as BIGINT; money (purchases,
+redeemed value) is a decimal with two places, NUMERIC(20, 2): both hold what `core.limits`
+allows, on SQLite and PostgreSQL alike. Ledger entries, redemptions and reversals are
+written once and never edited, except the running `points_reversed` on a redemption, which
+always equals the sum of its reversals.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, Column, Index, Numeric, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, Column, Index, Numeric, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-MONEY = Numeric(14, 2)
+MONEY = Numeric(20, 2)
+POINTS = BigInteger
 
 
 class CustomerType(StrEnum):
@@ -64,8 +66,8 @@ class Member(SQLModel, table=True):
     name: str = Field(default="", max_length=200)
     customer_type: str = Field(default=CustomerType.LOYALTY, max_length=16)
     fraud_status: str = Field(default=FraudStatus.NONE, max_length=16)
-    current_points: int = 0
-    lifetime_points: int = 0
+    current_points: int = Field(default=0, sa_type=POINTS)
+    lifetime_points: int = Field(default=0, sa_type=POINTS)
     lifetime_purchases: Decimal = Field(default=Decimal("0"), sa_column=Column(MONEY,
                                                                                nullable=False))
     created_at: datetime
@@ -81,8 +83,8 @@ class LedgerEntry(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     member_id: int = Field(foreign_key="member.id")
     source: str = Field(max_length=16)
-    points: int
-    lifetime_points: int = 0
+    points: int = Field(sa_type=POINTS)
+    lifetime_points: int = Field(default=0, sa_type=POINTS)
     reference: str = Field(max_length=128)
     staff: str | None = Field(default=None, max_length=128)
     reason: str | None = Field(default=None, max_length=500)
@@ -95,7 +97,7 @@ class Bill(SQLModel, table=True):
     bill_number: str = Field(primary_key=True, max_length=64)
     member_id: int = Field(foreign_key="member.id", index=True)
     amount: Decimal = Field(sa_column=Column(MONEY, nullable=False))
-    points: int
+    points: int = Field(sa_type=POINTS)
     created_at: datetime
 
 
@@ -114,16 +116,16 @@ class ImportBatch(SQLModel, table=True):
 class Redemption(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=16)
     member_id: int = Field(foreign_key="member.id")
-    points: int
+    points: int = Field(sa_type=POINTS)
     redeemed_value: Decimal = Field(sa_column=Column(MONEY, nullable=False))
-    balance_after: int
+    balance_after: int = Field(sa_type=POINTS)
     transaction_number: str = Field(max_length=64, index=True)
     external_reference: str = Field(unique=True, max_length=128)
     # What the request asked for, to tell a retry from a different redemption.
     fingerprint: str = Field(max_length=64)
     notes: str = Field(default="", max_length=500)
     redemption_time: datetime
-    points_reversed: int = 0
+    points_reversed: int = Field(default=0, sa_type=POINTS)
     created_at: datetime
 
     __table_args__ = (Index("ix_redemption_member_id_created", "member_id", "created_at"),)
@@ -133,7 +135,7 @@ class Reversal(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=16)
     redemption_id: str = Field(foreign_key="redemption.id", index=True)
     member_id: int = Field(foreign_key="member.id", index=True)
-    points: int
+    points: int = Field(sa_type=POINTS)
     kind: str = Field(max_length=8)  # "revert" (by transaction number) or "reverse" (by id)
     staff: str | None = Field(default=None, max_length=128)
     reason: str | None = Field(default=None, max_length=500)
@@ -151,7 +153,7 @@ class ValidationCode(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     member_id: int = Field(foreign_key="member.id")
-    points: int
+    points: int = Field(sa_type=POINTS)
     nonce: str = Field(max_length=32)
     state: str = Field(default=CodeState.ACTIVE, max_length=8)
     sends: int = 1
@@ -183,7 +185,7 @@ class ChatState(SQLModel, table=True):
 
     channel_user: str = Field(primary_key=True, max_length=64)
     step: str = Field(default="idle", max_length=32)
-    points: int | None = None
+    points: int | None = Field(default=None, sa_type=POINTS)
     external_reference: str | None = Field(default=None, max_length=128)
     data: str = Field(default="", max_length=2000)
     updated_at: datetime
