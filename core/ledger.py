@@ -3,16 +3,21 @@ proves the books balance.
 
 Every change is a new `LedgerEntry`; the member's `current_points` and `lifetime_points`
 are running totals of those entries, updated in the same transaction, with the member's
-row locked by whoever posts. `audit()` checks every invariant the system promises.
+row locked by whoever posts. No total may pass `limits.MAX_BALANCE_POINTS`. `post` records
+one change; `post_many` records many in a few statements (Data Import), under the same
+rules. `audit()` checks every invariant the system promises.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func
+from sqlalchemy import RowMapping, Table, bindparam, func, insert, update
 from sqlmodel import Session, col, select
 
+from core import limits
 from core.identifiers import Identifier, Kind
 from core.models import (
     CodeState,
@@ -23,7 +28,12 @@ from core.models import (
     Source,
     ValidationCode,
 )
-from core.status import PointsError
+from core.status import InputError, PointsError
+
+MEMBERS: Table = Member.__table__  # type: ignore[attr-defined]
+ENTRIES: Table = LedgerEntry.__table__  # type: ignore[attr-defined]
+# Values per IN (...) of a bulk lookup: well under every database's parameter limit.
+_CHUNK = 500
 
 
 def find_member(session: Session, identifier: Identifier, *, lock: bool = False) -> Member:
@@ -50,12 +60,42 @@ def lock(session: Session, member_id: int) -> Member:
     return member
 
 
+def find_members(session: Session, identifiers: Iterable[Identifier], *, lock: bool = False
+                 ) -> dict[Identifier, RowMapping]:
+    """The members `identifiers` name, in a few statements (IN lists of `_CHUNK`), as rows
+    of the member table, row-locked when `lock`; an identifier nobody has is left out."""
+    columns = {Kind.MOBILE: MEMBERS.c.mobile, Kind.EMAIL: MEMBERS.c.email,
+               Kind.EXTERNAL_ID: MEMBERS.c.external_id}
+    wanted: dict[Kind, list[str]] = {kind: [] for kind in columns}
+    for ident in set(identifiers):
+        wanted[ident.kind].append(ident.value)
+    found: dict[Identifier, RowMapping] = {}
+    connection = session.connection()
+    for kind, values in wanted.items():
+        values.sort()
+        for start in range(0, len(values), _CHUNK):
+            query = MEMBERS.select().where(columns[kind].in_(values[start:start + _CHUNK]))
+            if lock:
+                query = query.with_for_update()
+            for row in connection.execute(query).mappings():
+                found[Identifier(kind, row[kind.value])] = row
+    return found
+
+
+def _within_limits(member_id: int | None, current: int, lifetime: int) -> None:
+    if current < 0:
+        raise PointsError(813)
+    why = limits.points_over_balance(current, lifetime)
+    if why is not None:
+        raise InputError(f"member {member_id}: {why}; nothing was issued")
+
+
 def post(session: Session, member: Member, source: Source, points: int, *, reference: str,
          now: datetime, lifetime_points: int = 0, staff: str | None = None,
          reason: str | None = None) -> LedgerEntry:
     """Record one change to `member`'s points. The caller holds the member's row lock."""
-    if member.current_points + points < 0:
-        raise PointsError(813)
+    _within_limits(member.id, member.current_points + points,
+                   member.lifetime_points + lifetime_points)
     assert member.id is not None
     member.current_points += points
     member.lifetime_points += lifetime_points
@@ -65,6 +105,49 @@ def post(session: Session, member: Member, source: Source, points: int, *, refer
     session.add(member)
     session.add(entry)
     return entry
+
+
+@dataclass(frozen=True)
+class Posting:
+    """One change of a bulk posting: what `post` takes, for a member known by id."""
+
+    member_id: int
+    points: int
+    lifetime_points: int
+    reference: str
+
+
+def post_many(session: Session, source: Source, postings: Sequence[Posting], *,
+              balances: Mapping[int, tuple[int, int]], now: datetime) -> None:
+    """Record many changes at once: every entry in one multi-row insert, every member's
+    running totals in one executemany update. `balances` holds each member's current and
+    lifetime points as read under the caller's lock (the SQLite write lock, or the member
+    rows locked FOR UPDATE); a member may have several postings. Every total is checked
+    as `post` checks it before anything is written."""
+    totals = {member_id: balances[member_id] for member_id in
+              {p.member_id for p in postings}}
+    for p in postings:
+        current, lifetime = totals[p.member_id]
+        totals[p.member_id] = current + p.points, lifetime + p.lifetime_points
+        _within_limits(p.member_id, *totals[p.member_id])
+    if not postings:
+        return
+    connection = session.connection()
+    connection.execute(insert(ENTRIES), [
+        {"member_id": p.member_id, "source": source.value, "points": p.points,
+         "lifetime_points": p.lifetime_points, "reference": p.reference, "staff": None,
+         "reason": None, "created_at": now} for p in postings])
+    changes: dict[int, list[int]] = {}
+    for p in postings:
+        change = changes.setdefault(p.member_id, [0, 0])
+        change[0] += p.points
+        change[1] += p.lifetime_points
+    connection.execute(
+        update(MEMBERS).where(MEMBERS.c.id == bindparam("member"))
+        .values(current_points=MEMBERS.c.current_points + bindparam("points"),
+                lifetime_points=MEMBERS.c.lifetime_points + bindparam("lifetime")),
+        [{"member": member_id, "points": points, "lifetime": lifetime}
+         for member_id, (points, lifetime) in changes.items()])
 
 
 def audit(session: Session) -> list[str]:

@@ -15,11 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import Enum
 
+from core import limits
 from core.models import CustomerType, Member
 from core.settings import Settings
 from core.status import PointsError
-
-MAX_POINTS_INPUT = 10**12
 
 
 class Stage(Enum):
@@ -27,13 +26,16 @@ class Stage(Enum):
     REDEEM = "redeem"
 
 
-def parse_points(value: object, *, limit: int = MAX_POINTS_INPUT) -> int:
+def parse_points(value: object, *, limit: int | None = None) -> int:
     """Whole, positive points from what a person or a script gave; 801 otherwise.
 
     Accepts an int, or text of decimal digits (any script's), optionally grouped by
     thousands with commas, spaces or underscores ("1,000"). Refuses zero, negatives,
-    fractions, and anything above `limit`.
+    fractions, and anything above `limit` (by default `limits.MAX_POINTS_INPUT`; an
+    operation that issues points passes `limits.MAX_OPERATION_POINTS`).
     """
+    if limit is None:
+        limit = limits.MAX_POINTS_INPUT
     if isinstance(value, bool):
         raise PointsError(801)
     if isinstance(value, int):
@@ -51,8 +53,10 @@ def parse_points(value: object, *, limit: int = MAX_POINTS_INPUT) -> int:
         number = int(digits)
     else:
         raise PointsError(801)
-    if number <= 0 or number > limit:
+    if number <= 0:
         raise PointsError(801)
+    if number > limit:
+        raise PointsError(801, f"at most {limit:,} points at once")
     return number
 
 

@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
-from core import codes, ledger, rules
+from core import codes, ledger, limits, rules
 from core.db import Database
 from core.delivery import CodeMessage, CodeSender, DeliveryFailed
 from core.identifiers import Identifier, Kind, mask, parse_as, parse_identifier
@@ -47,7 +48,6 @@ from core.status import SUCCESS, InputError, PointsError, Status, message
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-MAX_ISSUE_POINTS = 10**9
 _REFERENCE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
                              "-_./:#")
 
@@ -230,6 +230,21 @@ class _ImportRow:
     current_points: int
     lifetime_points: int
     lifetime_purchases: Decimal
+
+
+_PROFILE = ("mobile", "email", "external_id", "name", "customer_type", "fraud_status",
+            "lifetime_purchases")
+
+
+@dataclass
+class _ImportPlan:
+    """What an import writes, decided under the lock before anything is written."""
+
+    matches: dict[int, int] = field(default_factory=dict)  # line -> existing member id
+    profiles: dict[int, dict[str, Any]] = field(default_factory=dict)  # member id -> after
+    balances: dict[int, tuple[int, int]] = field(default_factory=dict)  # as read
+    new: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # line, profile
+    problems: list[RowError] = field(default_factory=list)
 
 
 IMPORT_COLUMNS = ("mobile", "email", "external_id", "name", "type", "fraud_status",
@@ -657,6 +672,9 @@ class PointsService:
         if money <= 0:
             raise InputError("the purchase amount must be more than zero")
         points = int(money * self.settings.earn_rate)
+        if points > limits.MAX_OPERATION_POINTS:
+            raise InputError(f"a purchase of {money:,} would issue {points:,} points; one "
+                             f"earning issues at most {limits.MAX_OPERATION_POINTS:,}")
 
         def unit(session: Session) -> Issued:
             member = ledger.find_member(session, ident, lock=True)
@@ -673,7 +691,11 @@ class PointsService:
             assert member.id is not None
             session.add(Bill(bill_number=bill_no, member_id=member.id, amount=money,
                              points=points, created_at=now))
-            member.lifetime_purchases = Decimal(member.lifetime_purchases) + money
+            purchases = Decimal(member.lifetime_purchases) + money
+            why = limits.money_over_balance(purchases)
+            if why is not None:
+                raise InputError(f"member {member.id}: {why}; nothing was issued")
+            member.lifetime_purchases = purchases
             ledger.post(session, member, Source.EARN, points, lifetime_points=points,
                         reference=bill_no, now=now)
             return Issued(points, member.current_points, bill_no)
@@ -681,7 +703,7 @@ class PointsService:
 
     def goodwill(self, identifier: str, points: object, *, reason: str, staff: str) -> Issued:
         """Member Care: goodwill points, recorded with who gave them and why."""
-        amount = rules.parse_points(points, limit=MAX_ISSUE_POINTS)
+        amount = rules.parse_points(points, limit=limits.MAX_OPERATION_POINTS)
         ident = self.identify(identifier)
         why = _storable(reason or "").strip()
         who = _storable(staff or "").strip()
@@ -712,7 +734,12 @@ class PointsService:
     def import_csv(self, data: bytes, filename: str = "import.csv") -> ImportResult:
         """Data Import: every row is checked first; one bad row and nothing changes. The
         same file twice imports once. New members open with the row's balances; for a
-        member who exists, the profile is updated and the row's points are added."""
+        member who exists, the profile is updated and the row's points are added.
+
+        The file is read and checked before the write transaction begins; inside it, the
+        rows are matched to members and written in a few bulk statements (a lookup per
+        500 identifiers, one insert of the new members, one update of the others, the
+        ledger's `post_many`), so the write lock is held only for that."""
         digest = hashlib.sha256(data).hexdigest()
         try:
             text = data.decode("utf-8-sig")
@@ -721,45 +748,45 @@ class PointsService:
         rows, errors = self._parse_import(text)
         if errors:
             raise ImportRejected(errors)
+        name = _storable(filename)[:255]
 
         def unit(session: Session) -> ImportResult:
             done = session.exec(select(ImportBatch).where(ImportBatch.digest == digest)).first()
             if done is not None:
                 return ImportResult(done.rows, 0, 0, 0, already_imported=True,
                                     batch_id=done.id)
-            matches, problems = self._match_import(session, rows)
-            if problems:
-                raise ImportRejected(problems)
+            plan = self._match_import(session, rows)
+            if plan.problems:
+                raise ImportRejected(plan.problems)
             now = self.clock()
-            batch = ImportBatch(digest=digest, filename=_storable(filename)[:255], rows=len(rows),
-                                created_at=now)
+            batch = ImportBatch(digest=digest, filename=name, rows=len(rows), created_at=now)
             session.add(batch)
             session.flush()
-            created = updated = total = 0
-            for row in rows:
-                member = matches.get(row.line)
-                if member is None:
-                    member = Member(created_at=now)
-                    created += 1
-                else:
-                    updated += 1
-                for ident in row.identifiers:
-                    setattr(member, ident.kind.value, ident.value)
-                member.name = row.name or member.name
-                # A blank type or fraud status keeps what the member has (a new member's
-                # defaults: loyalty, NONE); a top-up file must not clear a fraud flag.
-                member.customer_type = row.customer_type or member.customer_type
-                member.fraud_status = row.fraud_status or member.fraud_status
-                member.lifetime_purchases = (Decimal(member.lifetime_purchases)
-                                             + row.lifetime_purchases)
-                session.add(member)
-                session.flush()
-                if row.current_points or row.lifetime_points:
-                    ledger.post(session, member, Source.IMPORT, row.current_points,
-                                lifetime_points=row.lifetime_points,
-                                reference=f"import:{batch.id}:{row.line}", now=now)
-                total += row.current_points
-            return ImportResult(len(rows), created, updated, total, batch_id=batch.id)
+            connection = session.connection()
+            members = ledger.MEMBERS
+            new_ids: list[int] = []
+            if plan.new:
+                inserted = connection.execute(
+                    insert(members).returning(members.c.id, sort_by_parameter_order=True),
+                    [{**profile, "current_points": 0, "lifetime_points": 0, "created_at": now}
+                     for _, profile in plan.new])
+                new_ids = [member_id for (member_id,) in inserted]
+            if plan.profiles:
+                connection.execute(update(members).where(members.c.id == bindparam("b_id")),
+                                   [{"b_id": member_id, **profile}
+                                    for member_id, profile in plan.profiles.items()])
+            member_of = dict(plan.matches)
+            member_of.update({line: member_id for (line, _), member_id
+                              in zip(plan.new, new_ids, strict=True)})
+            balances = dict(plan.balances)
+            balances.update({member_id: (0, 0) for member_id in new_ids})
+            ledger.post_many(session, Source.IMPORT, [
+                ledger.Posting(member_of[row.line], row.current_points, row.lifetime_points,
+                               f"import:{batch.id}:{row.line}")
+                for row in rows if row.current_points or row.lifetime_points],
+                balances=balances, now=now)
+            return ImportResult(len(rows), len(plan.new), len(plan.matches),
+                                sum(row.current_points for row in rows), batch_id=batch.id)
         return self.db.run(unit, transient_code=889)
 
     def _parse_import(self, text: str) -> tuple[list[_ImportRow], list[RowError]]:
@@ -848,33 +875,66 @@ class PointsService:
                           purchases)
 
     @staticmethod
-    def _match_import(session: Session, rows: list[_ImportRow]
-                      ) -> tuple[dict[int, Member], list[RowError]]:
-        columns = {Kind.MOBILE: Member.mobile, Kind.EMAIL: Member.email,
-                   Kind.EXTERNAL_ID: Member.external_id}
-        matches: dict[int, Member] = {}
-        problems: list[RowError] = []
+    def _match_import(session: Session, rows: list[_ImportRow]) -> _ImportPlan:
+        """Which member each row is (all looked up at once, row-locked), each member's
+        profile after every row is applied in file order, and the rows that cannot be
+        written: identifiers of different members, an identifier the member already holds
+        another value of, or a total past `core.limits`."""
+        found = ledger.find_members(session, (i for row in rows for i in row.identifiers),
+                                    lock=True)
+        plan = _ImportPlan()
+        totals: dict[int, tuple[int, int, Decimal]] = {}
         for row in rows:
-            found: dict[int, Member] = {}
+            hits = {found[i]["id"]: found[i] for i in row.identifiers if i in found}
+            if len(hits) > 1:
+                plan.problems.append(RowError(row.line, "its identifiers belong to different "
+                                                        "members"))
+                continue
+            if hits:
+                member = next(iter(hits.values()))
+                held = [(i.kind.value, member[i.kind.value]) for i in row.identifiers
+                        if member[i.kind.value] and member[i.kind.value] != i.value]
+                if held:
+                    plan.problems.append(RowError(row.line, f"member {member['id']} already "
+                                                            f"has {held[0][0]} {held[0][1]}"))
+                    continue
+                member_id: int = member["id"]
+                plan.matches[row.line] = member_id
+                if member_id not in plan.profiles:
+                    plan.profiles[member_id] = {k: member[k] for k in _PROFILE}
+                    plan.balances[member_id] = (member["current_points"],
+                                                member["lifetime_points"])
+                    totals[member_id] = (*plan.balances[member_id],
+                                         Decimal(member["lifetime_purchases"]))
+                profile = plan.profiles[member_id]
+                current, lifetime, purchases = totals[member_id]
+                who = f"member {member_id}"
+            else:
+                profile = {"mobile": None, "email": None, "external_id": None, "name": "",
+                           "customer_type": CustomerType.LOYALTY.value,
+                           "fraud_status": FraudStatus.NONE.value,
+                           "lifetime_purchases": Decimal(0)}
+                plan.new.append((row.line, profile))
+                current, lifetime, purchases = 0, 0, Decimal(0)
+                member_id, who = 0, "the new member"
             for ident in row.identifiers:
-                member = session.exec(select(Member).where(
-                    columns[ident.kind] == ident.value).with_for_update()).first()
-                if member is not None and member.id is not None:
-                    found[member.id] = member
-            if len(found) > 1:
-                problems.append(RowError(row.line, "its identifiers belong to different "
-                                                   "members"))
-            elif found:
-                member = next(iter(found.values()))
-                for ident in row.identifiers:
-                    held = getattr(member, ident.kind.value)
-                    if held and held != ident.value:
-                        problems.append(RowError(row.line, f"member {member.id} already has "
-                                                           f"{ident.kind.value} {held}"))
-                        break
-                else:
-                    matches[row.line] = member
-        return matches, problems
+                profile[ident.kind.value] = ident.value
+            profile["name"] = row.name or profile["name"]
+            # A blank type or fraud status keeps what the member has (a new member's
+            # defaults: loyalty, NONE); a top-up file must not clear a fraud flag.
+            profile["customer_type"] = row.customer_type or profile["customer_type"]
+            profile["fraud_status"] = row.fraud_status or profile["fraud_status"]
+            current += row.current_points
+            lifetime += row.lifetime_points
+            purchases += row.lifetime_purchases
+            profile["lifetime_purchases"] = purchases
+            why = (limits.points_over_balance(current, lifetime)
+                   or limits.money_over_balance(purchases))
+            if why is not None:
+                plan.problems.append(RowError(row.line, f"{who}: {why}"))
+            if member_id:
+                totals[member_id] = (current, lifetime, purchases)
+        return plan
 
     # -- staff audit
 
@@ -924,9 +984,10 @@ def _points_or(value: object, code: int) -> int:
 
 def _count(value: str, what: str) -> int:
     text = value.strip() or "0"
-    if not text.isdecimal() or len(text) > 10 or int(text) > MAX_ISSUE_POINTS:
-        raise InputError(f"{what} {value!r} is not a whole number of points "
-                         f"from 0 to {MAX_ISSUE_POINTS}")
+    most = limits.MAX_OPERATION_POINTS
+    if not text.isdecimal() or len(text) > 15 or int(text) > most:
+        raise InputError(f"{what} {value!r} is not a whole number of points from 0 to "
+                         f"{most:,}")
     return int(text)
 
 
@@ -951,8 +1012,8 @@ def _money(value: object, what: str) -> Decimal:
     money = Decimal(text)
     if money.as_tuple().exponent < -2:  # type: ignore[operator]
         raise InputError(f"{what} {value!r} has more than two decimals")
-    if abs(money) >= 10**12:
-        raise InputError(f"{what} {value!r} is too large (less than 10^12)")
+    if abs(money) >= limits.MAX_OPERATION_MONEY:
+        raise InputError(f"{what} {value!r} is not below {limits.MAX_OPERATION_MONEY:,}")
     return money.quantize(Decimal("0.01"))
 
 

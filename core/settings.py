@@ -15,7 +15,7 @@ import phonenumbers
 from pydantic import ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from core import times
+from core import limits, times
 from core.status import PointsError
 
 FRAUD_STATUSES = ("NONE", "MARKED", "CONFIRMED", "RECONFIRMED", "NOT_FRAUD", "INTERNAL")
@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     otp_period_max_sends: int = 10
 
     db_retry_attempts: int = 5
+    # PostgreSQL: how long a unit of work waits, in all, for a row lock held by another
+    # transaction before the caller gets "try again later" (815, 889 for points coming in).
+    db_lock_timeout_seconds: float = 5.0
 
     @field_validator("fraud_statuses_blocking")
     @classmethod
@@ -126,12 +129,21 @@ class Settings(BaseSettings):
                 f"no amount between REDEMPTION_MIN_POINTS ({self.redemption_min_points}) and "
                 f"REDEMPTION_MAX_POINTS ({self.redemption_max_points}) is a multiple of "
                 f"REDEMPTION_MULTIPLE_OF ({self.redemption_multiple_of})")
+        if not 0 < self.db_lock_timeout_seconds <= 3600:
+            found.append(f"DB_LOCK_TIMEOUT_SECONDS must be more than 0 and at most 3600 "
+                         f"(it is {self.db_lock_timeout_seconds})")
         if not 4 <= self.otp_length <= 10:
             found.append(f"OTP_LENGTH must be between 4 and 10 digits (it is {self.otp_length})")
         if not self.secret_key.strip():
             found.append("SECRET_KEY must not be empty")
-        if self.redemption_max_points > 10**9:
-            found.append("REDEMPTION_MAX_POINTS must be at most 1,000,000,000")
+        if self.redemption_max_points > limits.MAX_OPERATION_POINTS:
+            found.append(f"REDEMPTION_MAX_POINTS must be at most "
+                         f"{limits.MAX_OPERATION_POINTS:,}")
+        elif self.points_value(self.redemption_max_points) >= limits.MAX_OPERATION_MONEY:
+            found.append(f"POINTS_CURRENCY_RATIO ({self.points_currency_ratio}) makes "
+                         f"REDEMPTION_MAX_POINTS ({self.redemption_max_points}) worth "
+                         f"{limits.MAX_OPERATION_MONEY:,} or more; one redemption's value "
+                         f"must stay below it")
         return found
 
     def redeemable_amounts(self, limit: int, up_to: int | None = None) -> list[int]:
