@@ -12,6 +12,12 @@ DB_RETRY_ATTEMPTS times; after that the caller gets a "try again later" code (81
 for points coming in). A unit either commits whole or not at all. A database URL that does
 not parse is refused with 888.
 
+On PostgreSQL a unit waits for row locks DB_LOCK_TIMEOUT_SECONDS in all, across its
+attempts (`lock_timeout`: the whole budget on the connection, what is left of it on a
+retry); a lock not granted when the budget is spent answers "try again later" at once.
+The worst case for the caller is the budget plus the attempts' own work and the backoff
+between them (under 0.5 s at the default 5 attempts), not attempts x timeout.
+
 Migrations run only when the schema is behind: the current revision is read first, in a
 read transaction (no write lock), so a read command answers while another process writes.
 """
@@ -52,6 +58,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # SQLSTATEs worth a retry: serialization failure, deadlock, a lock not granted within the
 # server's lock_timeout (PostgreSQL's "database is locked"), connection trouble.
 _RETRY_SQLSTATES = {"40001", "40P01", "55P03", "08000", "08003", "08006", "57P01"}
+_LOCK_NOT_AVAILABLE = "55P03"
 _MIGRATION_LOCK = 727_001  # a PostgreSQL advisory lock id for migrations
 
 
@@ -132,25 +139,32 @@ def _pragma(connection: Connection, pragma: str) -> None:
 class Database:
     """One database: its engine, its units of work, its migrations."""
 
-    def __init__(self, url: str, *, retries: int = 5, pool: bool = True) -> None:
+    def __init__(self, url: str, *, retries: int = 5, pool: bool = True,
+                 lock_timeout: float | None = None) -> None:
         problem = url_problem(url)
         if problem is not None:
             raise PointsError(888, f"DATABASE_URL: {problem}")
         self.url = url
         self.retries = retries
         self.is_sqlite = url.startswith("sqlite")
-        self.engine = self._make_engine(url, pool)
+        # PostgreSQL: seconds a unit waits for locks in all (None: as long as it takes).
+        self.lock_timeout = None if self.is_sqlite else lock_timeout
+        self.engine = self._make_engine(url, pool, self.lock_timeout)
         self._write_engine = self.engine.execution_options(begin_immediate=True)
         self._migrated = False
         self._lock = threading.Lock()
         self.observers: list[DbObserver] = []
 
     @staticmethod
-    def _make_engine(url: str, pool: bool) -> Engine:
+    def _make_engine(url: str, pool: bool, lock_timeout: float | None) -> Engine:
         if not url.startswith("sqlite"):
             options: dict[str, Any] = {"pool_pre_ping": True}
             if not pool:
                 options["poolclass"] = NullPool
+            if lock_timeout is not None:
+                # Set when the connection opens: no statement on a unit's way.
+                options["connect_args"] = {
+                    "options": f"-c lock_timeout={max(1, round(lock_timeout * 1000))}"}
             return create_engine(url, **options)
         if url in ("sqlite://", "sqlite:///:memory:"):
             raise PointsError(888, "DATABASE_URL must name a SQLite file, not memory: the "
@@ -192,9 +206,16 @@ class Database:
     def run(self, unit: Callable[[Session], T], *, write: bool = True,
             transient_code: int = 815) -> T:
         """Run `unit` in one transaction, again from the start after a transient failure."""
+        deadline = None if self.lock_timeout is None else time.monotonic() + self.lock_timeout
         for attempt in range(1, self.retries + 1):
             try:
                 with self.session(write=write) as session:
+                    if deadline is not None and attempt > 1:
+                        # A retry waits only for what is left of the lock budget.
+                        left = max(1, round((deadline - time.monotonic()) * 1000))
+                        session.connection().execute(
+                            text("SELECT set_config('lock_timeout', :ms, true)"),
+                            {"ms": f"{left}ms"})
                     try:
                         return unit(session)
                     except PointsError as refusal:
@@ -216,7 +237,10 @@ class Database:
                     raise
                 log.warning("transient database failure (attempt %d of %d): %s",
                             attempt, self.retries, _reason(error))
-                if attempt == self.retries:
+                spent = (deadline is not None and time.monotonic() >= deadline
+                         and getattr(getattr(error, "orig", None), "sqlstate", None)
+                         == _LOCK_NOT_AVAILABLE)
+                if attempt == self.retries or spent:
                     self._tell("gave_up", "transient")
                     raise _refusal(transient_code, error) from error
                 self._tell("retry", "transient")

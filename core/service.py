@@ -275,7 +275,8 @@ class PointsService:
     def __init__(self, settings: Settings, db: Database | None = None,
                  senders: Sequence[CodeSender] = (), clock: Clock = utcnow) -> None:
         self.settings = settings
-        self.db = db or Database(settings.database_url, retries=settings.db_retry_attempts)
+        self.db = db or Database(settings.database_url, retries=settings.db_retry_attempts,
+                                 lock_timeout=settings.db_lock_timeout_seconds)
         self.db.migrate()
         self.senders = list(senders)
         self.clock = clock
@@ -764,22 +765,23 @@ class PointsService:
             session.flush()
             connection = session.connection()
             members = ledger.MEMBERS
-            new_ids: list[int] = []
+            member_of = dict(plan.matches)
+            balances = dict(plan.balances)
             if plan.new:
-                inserted = connection.execute(
-                    insert(members).returning(members.c.id, sort_by_parameter_order=True),
-                    [{**profile, "current_points": 0, "lifetime_points": 0, "created_at": now}
-                     for _, profile in plan.new])
-                new_ids = [member_id for (member_id,) in inserted]
+                # One executemany, then their ids by one identifier each (RETURNING in
+                # parameter order would insert one row per statement on SQLite).
+                connection.execute(insert(members), [
+                    {**profile, "current_points": 0, "lifetime_points": 0, "created_at": now}
+                    for _, profile in plan.new])
+                first = {row.line: row.identifiers[0] for row in rows
+                         if row.line not in plan.matches}
+                inserted = ledger.find_members(session, first.values())
+                member_of.update({line: inserted[ident]["id"] for line, ident in first.items()})
+                balances.update({inserted[ident]["id"]: (0, 0) for ident in first.values()})
             if plan.profiles:
                 connection.execute(update(members).where(members.c.id == bindparam("b_id")),
                                    [{"b_id": member_id, **profile}
                                     for member_id, profile in plan.profiles.items()])
-            member_of = dict(plan.matches)
-            member_of.update({line: member_id for (line, _), member_id
-                              in zip(plan.new, new_ids, strict=True)})
-            balances = dict(plan.balances)
-            balances.update({member_id: (0, 0) for member_id in new_ids})
             ledger.post_many(session, Source.IMPORT, [
                 ledger.Posting(member_of[row.line], row.current_points, row.lifetime_points,
                                f"import:{batch.id}:{row.line}")

@@ -1,5 +1,6 @@
-"""Property-based: random sequences of earn / import / goodwill / redeem (a validation code,
-then the redemption) / retry / revert / reverse never break the ledger.
+"""Property-based: random sequences of earn / import (one member, or several members old
+and new in one file: the bulk path) / goodwill / redeem (a validation code, then the
+redemption) / retry / revert / reverse never break the ledger.
 
 A Hypothesis state machine drives a real service on a fresh SQLite file per example and
 keeps its own model of every member's balance. After every step: `audit()` finds nothing,
@@ -23,6 +24,7 @@ from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
     invariant,
+    multiple,
     rule,
     run_state_machine_as_test,
 )
@@ -117,6 +119,29 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         self.current[who] += points
         self.lifetime[who] += points + extra
+
+    @rule(target=members, data=st.data(), new=st.integers(0, 3))
+    def import_several(self, data: st.DataObject, new: int) -> object:
+        """One file with top-ups of members who exist and new members, in any order."""
+        known = sorted(self.current)
+        old = data.draw(st.lists(st.sampled_from(known), unique=True, max_size=3))
+        fresh = [self.next("N") for _ in range(new)]
+        changes = []
+        for who in old + fresh:
+            points, extra = data.draw(st.integers(0, 800)), data.draw(st.integers(0, 100))
+            changes.append((who, points, points + extra))
+        order = data.draw(st.permutations(range(len(changes))))
+        rows: list[dict[str, object]] = [
+            {"external_id": who, "name": f"{who} bulk", "type": "loyalty",
+             "current_points": points, "lifetime_points": lifetime,
+             "lifetime_purchases": "2.00"}
+            for who, points, lifetime in (changes[i] for i in order)]
+        if not rows or not self._import(rows):
+            return multiple()
+        for who, points, lifetime in changes:
+            self.current[who] = self.current.get(who, 0) + points
+            self.lifetime[who] = self.lifetime.get(who, 0) + lifetime
+        return multiple(*fresh)
 
     @rule(data=st.data())
     def import_same_file_again(self, data: st.DataObject) -> None:
