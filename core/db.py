@@ -30,7 +30,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -360,3 +360,37 @@ def _refusal(code: int, error: BaseException) -> PointsError:
                                                      and not is_transient(error))
     detail = "the database cannot be reached" if unreachable else "the database is busy"
     return PointsError(code, detail, cause=_reason(error))
+
+
+def executemany(connection: Connection, statement: Any,
+                rows: Sequence[Mapping[str, Any]]) -> None:
+    """Run `statement` (an insert or update with bind parameters) once per row of `rows`
+    in one DBAPI `executemany`: compiled once, each value converted by its type's bind
+    processor, without SQLAlchemy's per-row bookkeeping, which costs more than the
+    database's own work in a large import. Every row has the keys of the first."""
+    if not rows:
+        return
+    dialect = connection.dialect
+    compiled = statement.compile(dialect=dialect, column_keys=list(rows[0]))
+    names = list(compiled.positiontup or ()) if compiled.positional else list(compiled.binds)
+    processors = [compiled.binds[name].type.bind_processor(dialect) for name in names]
+    # The same object in every row (the moment of an import) is converted once.
+    memo: dict[int, tuple[Any, Any]] = {}
+
+    def convert(index: int, value: Any) -> Any:
+        process = processors[index]
+        if process is None or value is None:
+            return value
+        seen = memo.get(index)
+        if seen is not None and seen[0] is value:
+            return seen[1]
+        result = process(value)
+        memo[index] = (value, result)
+        return result
+
+    params: list[Any] = []
+    for row in rows:
+        values = [convert(i, row[name]) for i, name in enumerate(names)]
+        params.append(tuple(values) if compiled.positional
+                      else dict(zip(names, values, strict=True)))
+    connection.exec_driver_sql(compiled.string, params)

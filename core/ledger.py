@@ -18,6 +18,7 @@ from sqlalchemy import RowMapping, Table, bindparam, func, insert, update
 from sqlmodel import Session, col, select
 
 from core import limits
+from core.db import executemany
 from core.identifiers import Identifier, Kind
 from core.models import (
     CodeState,
@@ -34,6 +35,9 @@ MEMBERS: Table = Member.__table__  # type: ignore[attr-defined]
 ENTRIES: Table = LedgerEntry.__table__  # type: ignore[attr-defined]
 # Values per IN (...) of a bulk lookup: well under every database's parameter limit.
 _CHUNK = 500
+# What a bulk lookup reads of a member.
+_READ = ("id", "mobile", "email", "external_id", "name", "customer_type", "fraud_status",
+         "current_points", "lifetime_points", "lifetime_purchases")
 
 
 def find_member(session: Session, identifier: Identifier, *, lock: bool = False) -> Member:
@@ -60,24 +64,27 @@ def lock(session: Session, member_id: int) -> Member:
     return member
 
 
-def find_members(session: Session, identifiers: Iterable[Identifier], *, lock: bool = False
-                 ) -> dict[Identifier, RowMapping]:
+def find_members(session: Session, identifiers: Iterable[Identifier], *, lock: bool = False,
+                 ids_only: bool = False) -> dict[Identifier, RowMapping]:
     """The members `identifiers` name, in a few statements (IN lists of `_CHUNK`), as rows
-    of the member table, row-locked when `lock`; an identifier nobody has is left out."""
-    columns = {Kind.MOBILE: MEMBERS.c.mobile, Kind.EMAIL: MEMBERS.c.email,
+    of their identifiers, profile and totals (`ids_only`: id alone), row-locked when
+    `lock`; an identifier nobody has is left out."""
+    by_kind = {Kind.MOBILE: MEMBERS.c.mobile, Kind.EMAIL: MEMBERS.c.email,
                Kind.EXTERNAL_ID: MEMBERS.c.external_id}
-    wanted: dict[Kind, list[str]] = {kind: [] for kind in columns}
+    wanted: dict[Kind, list[str]] = {kind: [] for kind in by_kind}
     for ident in set(identifiers):
         wanted[ident.kind].append(ident.value)
     found: dict[Identifier, RowMapping] = {}
     connection = session.connection()
     for kind, values in wanted.items():
+        key = by_kind[kind]
+        columns = [MEMBERS.c.id, key] if ids_only else [MEMBERS.c[name] for name in _READ]
         values.sort()
         for start in range(0, len(values), _CHUNK):
-            query = MEMBERS.select().where(columns[kind].in_(values[start:start + _CHUNK]))
+            query = select(*columns).where(key.in_(values[start:start + _CHUNK]))
             if lock:
                 query = query.with_for_update()
-            for row in connection.execute(query).mappings():
+            for row in connection.execute(query).mappings().all():
                 found[Identifier(kind, row[kind.value])] = row
     return found
 
@@ -118,36 +125,43 @@ class Posting:
 
 
 def post_many(session: Session, source: Source, postings: Sequence[Posting], *,
-              balances: Mapping[int, tuple[int, int]], now: datetime) -> None:
-    """Record many changes at once: every entry in one multi-row insert, every member's
-    running totals in one executemany update. `balances` holds each member's current and
-    lifetime points as read under the caller's lock (the SQLite write lock, or the member
-    rows locked FOR UPDATE); a member may have several postings. Every total is checked
-    as `post` checks it before anything is written."""
-    totals = {member_id: balances[member_id] for member_id in
-              {p.member_id for p in postings}}
+              balances: Mapping[int, tuple[int, int]], now: datetime,
+              columns: Mapping[int, Mapping[str, object]] | None = None) -> None:
+    """Record many changes at once: every entry in one executemany insert, and each
+    member's running totals in one executemany update. `balances` holds each member's
+    current and lifetime points as read under the caller's lock (the SQLite write lock, or
+    the member rows locked FOR UPDATE); a member may have several postings. `columns` are
+    other values of members to write in the same update (an import's profile), so each
+    member is written once. Every total is checked as `post` checks it before anything is
+    written. The caller holds none of these members as ORM objects (they would be stale)."""
+    columns = columns or {}
+    changes: dict[int, tuple[int, int]] = {}
     for p in postings:
-        current, lifetime = totals[p.member_id]
-        totals[p.member_id] = current + p.points, lifetime + p.lifetime_points
-        _within_limits(p.member_id, *totals[p.member_id])
-    if not postings:
-        return
+        points, lifetime = changes.get(p.member_id, (0, 0))
+        changes[p.member_id] = points + p.points, lifetime + p.lifetime_points
+        current, lifetime_total = balances[p.member_id]
+        _within_limits(p.member_id, current + changes[p.member_id][0],
+                       lifetime_total + changes[p.member_id][1])
     connection = session.connection()
-    connection.execute(insert(ENTRIES), [
-        {"member_id": p.member_id, "source": source.value, "points": p.points,
-         "lifetime_points": p.lifetime_points, "reference": p.reference, "staff": None,
-         "reason": None, "created_at": now} for p in postings])
-    changes: dict[int, list[int]] = {}
-    for p in postings:
-        change = changes.setdefault(p.member_id, [0, 0])
-        change[0] += p.points
-        change[1] += p.lifetime_points
-    connection.execute(
-        update(MEMBERS).where(MEMBERS.c.id == bindparam("member"))
-        .values(current_points=MEMBERS.c.current_points + bindparam("points"),
-                lifetime_points=MEMBERS.c.lifetime_points + bindparam("lifetime")),
-        [{"member": member_id, "points": points, "lifetime": lifetime}
-         for member_id, (points, lifetime) in changes.items()])
+    if postings:
+        executemany(connection, insert(ENTRIES), [
+            {"member_id": p.member_id, "source": source.value, "points": p.points,
+             "lifetime_points": p.lifetime_points, "reference": p.reference, "staff": None,
+             "reason": None, "created_at": now} for p in postings])
+    # One statement for each set of columns written (executemany takes one shape).
+    shapes: dict[tuple[str, ...], list[dict[str, object]]] = {}
+    for member_id in changes.keys() | columns.keys():
+        values = columns.get(member_id, {})
+        points, lifetime = changes.get(member_id, (0, 0))
+        shapes.setdefault(tuple(sorted(values)), []).append(
+            {**values, "b_id": member_id, "b_points": points, "b_lifetime": lifetime})
+    for shape, parameters in shapes.items():
+        executemany(
+            connection, update(MEMBERS).where(MEMBERS.c.id == bindparam("b_id"))
+            .values(current_points=MEMBERS.c.current_points + bindparam("b_points"),
+                    lifetime_points=MEMBERS.c.lifetime_points + bindparam("b_lifetime"),
+                    **{name: bindparam(name) for name in shape}),
+            parameters)
 
 
 def audit(session: Session) -> list[str]:

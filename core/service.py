@@ -22,12 +22,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, update
+from sqlalchemy import func, insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from core import codes, ledger, limits, rules
-from core.db import Database
+from core.db import Database, executemany
 from core.delivery import CodeMessage, CodeSender, DeliveryFailed
 from core.identifiers import Identifier, Kind, mask, parse_as, parse_identifier
 from core.models import (
@@ -739,8 +739,9 @@ class PointsService:
 
         The file is read and checked before the write transaction begins; inside it, the
         rows are matched to members and written in a few bulk statements (a lookup per
-        500 identifiers, one insert of the new members, one update of the others, the
-        ledger's `post_many`), so the write lock is held only for that."""
+        500 identifiers, one insert of the new members, then the ledger's `post_many`:
+        the entries, and each member's totals and profile in one update), so the write
+        lock is held only for that."""
         digest = hashlib.sha256(data).hexdigest()
         try:
             text = data.decode("utf-8-sig")
@@ -770,23 +771,19 @@ class PointsService:
             if plan.new:
                 # One executemany, then their ids by one identifier each (RETURNING in
                 # parameter order would insert one row per statement on SQLite).
-                connection.execute(insert(members), [
+                executemany(connection, insert(members), [
                     {**profile, "current_points": 0, "lifetime_points": 0, "created_at": now}
                     for _, profile in plan.new])
                 first = {row.line: row.identifiers[0] for row in rows
                          if row.line not in plan.matches}
-                inserted = ledger.find_members(session, first.values())
+                inserted = ledger.find_members(session, first.values(), ids_only=True)
                 member_of.update({line: inserted[ident]["id"] for line, ident in first.items()})
                 balances.update({inserted[ident]["id"]: (0, 0) for ident in first.values()})
-            if plan.profiles:
-                connection.execute(update(members).where(members.c.id == bindparam("b_id")),
-                                   [{"b_id": member_id, **profile}
-                                    for member_id, profile in plan.profiles.items()])
             ledger.post_many(session, Source.IMPORT, [
                 ledger.Posting(member_of[row.line], row.current_points, row.lifetime_points,
                                f"import:{batch.id}:{row.line}")
                 for row in rows if row.current_points or row.lifetime_points],
-                balances=balances, now=now)
+                balances=balances, now=now, columns=plan.profiles)
             return ImportResult(len(rows), len(plan.new), len(plan.matches),
                                 sum(row.current_points for row in rows), batch_id=batch.id)
         return self.db.run(unit, transient_code=889)

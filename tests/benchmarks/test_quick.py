@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import bot_overhead, postgres_scaleout, redemption_cycle, scale
+from benchmarks import bot_overhead, import_lock, postgres_scaleout, redemption_cycle, scale
 from benchmarks.common import (
     Goal,
     Row,
@@ -73,6 +73,14 @@ def test_rows_2_and_3_run_on_tiny_sizes(monkeypatch: pytest.MonkeyPatch) -> None
         assert row.ratio is not None and row.ratio > 0
     assert any("by layer" in line for line in cycle.details)
     assert any("SEARCH member" in line for line in sized.details)
+
+
+def test_row_5_runs_on_a_tiny_import(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(import_lock, "QUICK", import_lock.Size(rows=200, rounds=1))
+    section = import_lock.run(quick=True)
+    assert [r.number for r in section.rows] == ["5"]
+    assert section.rows[0].name == "import 200 rows: write lock held"
+    assert section.rows[0].ratio is not None and section.rows[0].ratio > 0
 
 
 def test_row_4_is_skipped_when_postgresql_is_unreachable(
