@@ -65,10 +65,7 @@ def import_file(rows: int) -> bytes:
     writer.writerow(IMPORT_COLUMNS)
     for i in range(1, rows + 1):
         current, lifetime = _points(i)
-        if i <= existing:
-            who = [mobile(i), "", ""]
-        else:
-            who = ["", "", f"IMP{i}"]
+        who = [mobile(i), "", ""] if i <= existing else ["", "", f"IMP{i}"]
         writer.writerow([*who, f"Member {i}", "loyalty", "NONE", current, lifetime, "12.50"])
     return out.getvalue().encode()
 
