@@ -69,3 +69,21 @@ def test_largest_maximum_is_cheap(tmp_path: Path) -> None:
     amounts, seconds = result.stdout.splitlines()
     assert amounts == "[1, 2, 3, 4] [1, 2]"
     assert float(seconds) < 1.0
+
+
+@pytest.mark.parametrize(("overrides", "code", "name"), [
+    ({"db_lock_timeout_seconds": "soon"}, 888, "DB_LOCK_TIMEOUT_SECONDS"),
+    ({"db_lock_timeout_seconds": 0}, 899, "DB_LOCK_TIMEOUT_SECONDS"),
+    ({"db_lock_timeout_seconds": "nan"}, 899, "DB_LOCK_TIMEOUT_SECONDS"),
+    ({"db_lock_timeout_seconds": 3601}, 899, "DB_LOCK_TIMEOUT_SECONDS"),
+    ({"redemption_max_points": 10**9 + 1}, 899, "REDEMPTION_MAX_POINTS"),
+    ({"redemption_max_points": 10**9, "points_currency_ratio": 1000}, 899,
+     "POINTS_CURRENCY_RATIO"),
+])
+def test_lock_timeout_and_number_limits_are_checked(overrides: dict[str, object], code: int,
+                                                    name: str) -> None:
+    with pytest.raises(PointsError) as caught:
+        load_settings(**overrides)
+    assert caught.value.code == code and name in caught.value.detail, caught.value.detail
+    assert load_settings().db_lock_timeout_seconds == 5.0
+    assert load_settings(redemption_max_points=10**9, points_currency_ratio=999)
