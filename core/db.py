@@ -59,7 +59,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # server's lock_timeout (PostgreSQL's "database is locked"), connection trouble.
 _RETRY_SQLSTATES = {"40001", "40P01", "55P03", "08000", "08003", "08006", "57P01"}
 _LOCK_NOT_AVAILABLE = "55P03"
-_MIGRATION_LOCK = 727_001  # a PostgreSQL advisory lock id for migrations
+_MIGRATION_LOCK = 727_001
+_NOTHING = (object(), None)  # a PostgreSQL advisory lock id for migrations
 
 
 # The databases the engine runs on (its locking and migrations are written for these).
@@ -373,24 +374,19 @@ def executemany(connection: Connection, statement: Any,
     dialect = connection.dialect
     compiled = statement.compile(dialect=dialect, column_keys=list(rows[0]))
     names = list(compiled.positiontup or ()) if compiled.positional else list(compiled.binds)
-    processors = [compiled.binds[name].type.bind_processor(dialect) for name in names]
-    # The same object in every row (the moment of an import) is converted once.
     memo: dict[int, tuple[Any, Any]] = {}
-
-    def convert(index: int, value: Any) -> Any:
-        process = processors[index]
-        if process is None or value is None:
-            return value
-        seen = memo.get(index)
-        if seen is not None and seen[0] is value:
-            return seen[1]
-        result = process(value)
-        memo[index] = (value, result)
-        return result
-
+    processors = [(index, process) for index, name in enumerate(names)
+                  if (process := compiled.binds[name].type.bind_processor(dialect))]
     params: list[Any] = []
     for row in rows:
-        values = [convert(i, row[name]) for i, name in enumerate(names)]
+        values = [row[name] for name in names]
+        for index, process in processors:
+            value = values[index]
+            if value is not None:
+                # The same object in every row (an import's moment) is converted once.
+                if value is not memo.get(index, _NOTHING)[0]:
+                    memo[index] = (value, process(value))
+                values[index] = memo[index][1]
         params.append(tuple(values) if compiled.positional
                       else dict(zip(names, values, strict=True)))
     connection.exec_driver_sql(compiled.string, params)
