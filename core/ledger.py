@@ -65,16 +65,16 @@ def lock(session: Session, member_id: int) -> Member:
 
 
 def find_members(session: Session, identifiers: Iterable[Identifier], *, lock: bool = False,
-                 ids_only: bool = False) -> dict[Identifier, RowMapping]:
+                 ids_only: bool = False) -> dict[tuple[Kind, str], RowMapping]:
     """The members `identifiers` name, in a few statements (IN lists of `_CHUNK`), as rows
     of their identifiers, profile and totals (`ids_only`: id alone), row-locked when
-    `lock`; an identifier nobody has is left out."""
+    `lock`, by (kind, value); an identifier nobody has is left out."""
     by_kind = {Kind.MOBILE: MEMBERS.c.mobile, Kind.EMAIL: MEMBERS.c.email,
                Kind.EXTERNAL_ID: MEMBERS.c.external_id}
     wanted: dict[Kind, list[str]] = {kind: [] for kind in by_kind}
     for ident in set(identifiers):
         wanted[ident.kind].append(ident.value)
-    found: dict[Identifier, RowMapping] = {}
+    found: dict[tuple[Kind, str], RowMapping] = {}
     connection = session.connection()
     for kind, values in wanted.items():
         key = by_kind[kind]
@@ -85,7 +85,7 @@ def find_members(session: Session, identifiers: Iterable[Identifier], *, lock: b
             if lock:
                 query = query.with_for_update()
             for row in connection.execute(query).mappings().all():
-                found[Identifier(kind, row[kind.value])] = row
+                found[kind, row[kind.value]] = row
     return found
 
 

@@ -776,9 +776,10 @@ class PointsService:
                     for _, profile in plan.new])
                 first = {row.line: row.identifiers[0] for row in rows
                          if row.line not in plan.matches}
-                inserted = ledger.find_members(session, first.values(), ids_only=True)
-                member_of.update({line: inserted[ident]["id"] for line, ident in first.items()})
-                balances.update({inserted[ident]["id"]: (0, 0) for ident in first.values()})
+                inserted = {key: row["id"] for key, row in ledger.find_members(
+                    session, first.values(), ids_only=True).items()}
+                member_of.update({line: inserted[i.kind, i.value] for line, i in first.items()})
+                balances.update({member_id: (0, 0) for member_id in inserted.values()})
             ledger.post_many(session, Source.IMPORT, [
                 ledger.Posting(member_of[row.line], row.current_points, row.lifetime_points,
                                f"import:{batch.id}:{row.line}")
@@ -884,7 +885,8 @@ class PointsService:
         plan = _ImportPlan()
         totals: dict[int, tuple[int, int, Decimal]] = {}
         for row in rows:
-            hits = {found[i]["id"]: found[i] for i in row.identifiers if i in found}
+            hits = {found[key]["id"]: found[key] for key in
+                    ((i.kind, i.value) for i in row.identifiers) if key in found}
             if len(hits) > 1:
                 plan.problems.append(RowError(row.line, "its identifiers belong to different "
                                                         "members"))
