@@ -1,5 +1,5 @@
 """Numbers behave the same on SQLite and PostgreSQL: points columns are BIGINT and money
-NUMERIC(20, 2) (migration 0003), so totals past 2^31 work on both; amounts past
+NUMERIC(20, 2) (migration 0004), so totals past 2^31 work on both; amounts past
 `core.limits` are refused with the same answer on both instead of overflowing a column on
 one of them. Every test here runs on a SQLite file and on PostgreSQL.
 """
@@ -134,8 +134,8 @@ def test_a_balance_past_the_most_it_may_hold_refuses_the_issuing_operation(
     assert service.audit() == []
 
 
-def test_migration_0003_widens_a_database_made_before_it(db_url: str) -> None:
-    """A database made by the migrations before 0003, with members, entries and a chat
+def test_migration_0004_widens_a_database_made_before_it(db_url: str) -> None:
+    """A database made by the migrations before 0004, with members, entries and a chat
     link in it, is migrated on start: the data, the CHECK and the foreign keys are kept,
     and totals past 2^31 fit."""
     database = Database(db_url)
@@ -144,7 +144,7 @@ def test_migration_0003_widens_a_database_made_before_it(db_url: str) -> None:
     engine = database._write_engine if database.is_sqlite else database.engine
     with engine.connect() as connection, connection.begin():
         config.attributes["connection"] = connection
-        command.upgrade(config, "0002")
+        command.upgrade(config, "0003")
     with engine.connect() as connection, connection.begin():
         connection.execute(text(
             "INSERT INTO member (id, mobile, name, customer_type, fraud_status, current_points,"
