@@ -5,9 +5,12 @@ bot answered."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import io
 import re
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +22,7 @@ from bot.app import build_application
 from bot.senders import make_senders
 from bot.settings import BotSettings, load_bot_settings
 from bot.standin import BotMessage, StandInRequest, TelegramUser
+from bot.webhook import serve_webhook
 from core.service import IMPORT_COLUMNS, MemberView, PointsService
 
 START = datetime(2026, 3, 1, 9, 0, 0, tzinfo=UTC)
@@ -186,3 +190,24 @@ class World:
             service.db.dispose()
 
 
+
+
+@contextlib.asynccontextmanager
+async def webhook_served(world: World, settings: dict[str, Any],
+                         service: dict[str, Any] | None = None,
+                         stop_timeout: float = 10) -> AsyncIterator[int]:
+    """The bot served by `serve_webhook` (as `loyalty-bot run` does with WEBHOOK_URL) with
+    `settings` over the world's; the engine's settings are `service` (default: the same).
+    Answers the port it listens on; stops the server on the way out."""
+    bot_settings = world.settings(**settings)
+    application = build_application(bot_settings, world.service(**(service or settings)),
+                                    request=world.stand_in)
+    stop = asyncio.Event()
+    ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(serve_webhook(application, bot_settings, stop=stop,
+                                             on_ready=ready.set_result))
+    try:
+        yield await asyncio.wait_for(ready, 10)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, stop_timeout)

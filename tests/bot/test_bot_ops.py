@@ -17,14 +17,13 @@ from typing import Any
 
 import httpx
 import pytest
-from bot_harness import ASHA, World, telegram_phone
+from bot_harness import ASHA, World, telegram_phone, webhook_served
 from prometheus_client.parser import text_string_to_metric_families
 from telegram import Update
 
 from bot import logsafe, metrics
 from bot.app import ObservedUpdateProcessor, announce_database, build_application, serve
 from bot.standin import Fault
-from bot.webhook import serve_webhook
 from core.db import Database, Retry
 from core.status import PointsError
 
@@ -76,20 +75,9 @@ class Served:
 
 @pytest.fixture
 async def served(world: World) -> AsyncIterator[Served]:
-    settings = world.settings(**WEBHOOK)
-    application = build_application(settings, world.service(**WEBHOOK),
-                                    request=world.stand_in)
-    stop = asyncio.Event()
-    ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(serve_webhook(application, settings, stop=stop,
-                                             on_ready=ready.set_result))
-    port = await asyncio.wait_for(ready, 10)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            yield Served(client, world)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
+    async with webhook_served(world, WEBHOOK) as port, httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        yield Served(client, world)
 
 
 # ---------------------------------------------------------------- metrics

@@ -18,12 +18,10 @@ from typing import Any
 
 import httpx
 import pytest
-from bot_harness import RAVI, Chat, World, member_csv, text_of
+from bot_harness import RAVI, Chat, World, member_csv, text_of, webhook_served
 from telegram import Update
 
-from bot.app import build_application
 from bot.standin import Fault
-from bot.webhook import serve_webhook
 
 SECRET = "s3cret-Token_1"
 PATH = "/telegram/hook"
@@ -88,22 +86,13 @@ async def webhook(world: World, gateway: SlowGateway) -> AsyncIterator[httpx.Asy
                  "webhook_listen": "127.0.0.1", "webhook_port": 0, "otp_channel": "sms",
                  "sms_gateway_url": gateway.url, "sms_timeout_seconds": 30,
                  "secret_key": "a-real-secret-for-production"}
-    settings = world.settings(**overrides)
-    application = build_application(settings, world.service(**overrides),
-                                    request=world.stand_in)
-    stop = asyncio.Event()
-    ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(serve_webhook(application, settings, stop=stop,
-                                             on_ready=ready.set_result))
-    port = await asyncio.wait_for(ready, 10)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}",
-                                     timeout=60) as client:
-            yield client
-    finally:
-        gateway.release.set()
-        stop.set()
-        await asyncio.wait_for(task, 30)
+    async with webhook_served(world, overrides, stop_timeout=30) as port:
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}",
+                                         timeout=60) as client:
+                yield client
+        finally:
+            gateway.release.set()  # before the server stops: no delivery left waiting
 
 
 async def post(client: httpx.AsyncClient, update: dict[str, Any]) -> None:

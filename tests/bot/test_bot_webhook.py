@@ -3,16 +3,12 @@ and the webhook registered with Telegram."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
-from bot_harness import World
-
-from bot.app import build_application
-from bot.webhook import serve_webhook
+from bot_harness import World, webhook_served
 
 SECRET = "s3cret-Token_1"
 WEBHOOK = {"webhook_url": "https://bot.example.com/telegram/hook", "webhook_secret": SECRET,
@@ -29,20 +25,9 @@ class Served:
 @pytest.fixture
 async def served(world: World) -> AsyncIterator[Served]:
     """The bot served by `serve_webhook`, as `loyalty-bot run` does with WEBHOOK_URL."""
-    settings = world.settings(**WEBHOOK)
-    application = build_application(settings, world.service(**WEBHOOK),
-                                    request=world.stand_in)
-    stop = asyncio.Event()
-    ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(serve_webhook(application, settings, stop=stop,
-                                             on_ready=ready.set_result))
-    port = await asyncio.wait_for(ready, 10)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            yield Served(client, world)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
+    async with webhook_served(world, WEBHOOK) as port, httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        yield Served(client, world)
 
 
 async def test_the_webhook_is_registered_with_its_secret(served: Served) -> None:

@@ -15,11 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
-from bot_harness import World
+from bot_harness import World, webhook_served
 
-from bot.app import build_application
 from bot.settings import load_bot_settings
-from bot.webhook import client_address, connection_budget, serve_webhook
+from bot.webhook import client_address, connection_budget
 from core.status import PointsError
 
 SECRET = "s3cret-Token_1"
@@ -35,25 +34,12 @@ Serve = Callable[..., Awaitable[int]]
 @pytest.fixture
 async def serve(world: World) -> AsyncIterator[Serve]:
     """Starts the bot's webhook server with settings `overrides`; answers its port."""
-    stops: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
+    async with contextlib.AsyncExitStack() as servers:
+        async def start(**overrides: Any) -> int:
+            return await servers.enter_async_context(
+                webhook_served(world, {**WEBHOOK, **overrides}, WEBHOOK))
 
-    async def start(**overrides: Any) -> int:
-        settings = world.settings(**{**WEBHOOK, **overrides})
-        application = build_application(settings, world.service(**WEBHOOK),
-                                        request=world.stand_in)
-        stop = asyncio.Event()
-        ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        task = asyncio.create_task(serve_webhook(application, settings, stop=stop,
-                                                 on_ready=ready.set_result))
-        stops.append((stop, task))
-        return await asyncio.wait_for(ready, 10)
-
-    try:
         yield start
-    finally:
-        for stop, task in stops:
-            stop.set()
-            await asyncio.wait_for(task, 10)
 
 
 def enough_file_descriptors(needed: int) -> None:
