@@ -13,18 +13,14 @@ from pathlib import Path
 
 import pytest
 from bot_harness import Clock, World
+from hermetic import hermetic
 from throwaway_db import own_database
-
-from bot.settings import BotSettings
 
 
 @pytest.fixture(autouse=True)
 def _hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No setting leaks in from the environment or a developer's `.env`."""
-    for name in BotSettings.model_fields:
-        monkeypatch.delenv(name.upper(), raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-    monkeypatch.chdir(tmp_path)
+    hermetic(monkeypatch, tmp_path)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from hermetic import hermetic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bot"))
 
@@ -19,16 +20,12 @@ from bot_harness import Clock, World
 from throwaway_db import own_database
 
 from benchmarks.drills import POSTGRES_ENV, postgres_database
-from bot.settings import BotSettings
 
 
 @pytest.fixture(autouse=True)
 def _hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No setting leaks in from the environment or a developer's `.env`."""
-    for name in BotSettings.model_fields:
-        monkeypatch.delenv(name.upper(), raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-    monkeypatch.chdir(tmp_path)
+    hermetic(monkeypatch, tmp_path)
 
 
 def postgres_or_skip() -> str:
