@@ -147,3 +147,19 @@ def use(session: Session, record: ValidationCode, redemption_id: str) -> None:
     record.state = CodeState.USED
     record.redemption_id = redemption_id
     session.add(record)
+
+
+_SEPARATORS = str.maketrans("", "", " -\u00a0\u2010\u2011\u2012\u2013\u2014\u2212")
+
+
+def read(text: str, length: int) -> str | None:
+    """The validation code in what a member typed, or None when the text cannot be one:
+    exactly `length` decimal digits of any script or width (full-width, Devanagari: read
+    as 0-9), with spaces and dashes between them ignored ("123 456", "123-456"). A text
+    that cannot be a code is not compared, so it costs no attempt."""
+    if len(text) > 64:
+        return None
+    typed = unicodedata.normalize("NFKC", text).translate(_SEPARATORS)
+    if len(typed) != length or not typed.isdecimal():
+        return None
+    return "".join(str(unicodedata.decimal(digit)) for digit in typed)

@@ -184,11 +184,41 @@ class ChatState(SQLModel, table=True):
     __tablename__ = "chat_state"
 
     channel_user: str = Field(primary_key=True, max_length=64)
-    step: str = Field(default="idle", max_length=32)
+    step: str = Field(default="menu", max_length=32)
+    # The pending redemption (none at the menu): its points, the external reference number
+    # that makes it idempotent, its transaction number, and the token its buttons carry.
     points: int | None = Field(default=None, sa_type=POINTS)
     external_reference: str | None = Field(default=None, max_length=128)
-    data: str = Field(default="", max_length=2000)
+    transaction_number: str | None = Field(default=None, max_length=64)
+    token: str | None = Field(default=None, max_length=8)
     updated_at: datetime
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"  # written with the code; not sent yet
+    SENDING = "sending"  # taken by a worker (until `claimed_at` + the lease)
+    SENT = "sent"
+    FAILED = "failed"  # no channel delivered it: the code was voided (860)
+    DROPPED = "dropped"  # the code was used, voided or expired before it was sent
+
+
+class CodeDelivery(SQLModel, table=True):
+    """A validation code waiting to be sent: written in the transaction that issued it,
+    sent after that transaction commits by whichever worker is alive (`core.outbox`)."""
+
+    __tablename__ = "code_delivery"
+    __table_args__ = (Index("ix_code_delivery_state_created", "state", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    code_id: int = Field(foreign_key="validation_code.id")
+    resent: bool = False
+    channel_user: str | None = Field(default=None, max_length=64)  # the chat to tell
+    reply_to: str | None = Field(default=None, max_length=64)  # the chat channel's address
+    token: str | None = Field(default=None, max_length=8)  # the redemption it is for
+    state: str = Field(default=DeliveryState.PENDING, max_length=8)
+    created_at: datetime
+    claimed_at: datetime | None = None
+    done_at: datetime | None = None
 
 
 class HandledUpdate(SQLModel, table=True):

@@ -65,6 +65,26 @@ def check(settings: Settings, member: Member, points: int, stage: Stage,
     """Raise the first rule `points` breaks for `member`; `validate` is rule 3, or None
     where no validation code is part of the request; `already_redeemed` is what the member
     has redeemed on this transaction number, net of reversals (0 where there is none)."""
+    _enrolment(settings, member)  # 1, 2
+    if validate is not None:
+        validate()  # 3
+    if points < settings.redemption_min_points:  # 4
+        raise PointsError(821, f"the minimum is {settings.redemption_min_points} points")
+    _standing(settings, member)  # 5, 6, 7
+    if points % settings.redemption_multiple_of:  # 8
+        raise PointsError(807, multiple=settings.redemption_multiple_of)
+    if points + already_redeemed > settings.redemption_max_points:  # 9
+        earlier = (f"; {already_redeemed} already redeemed on this transaction number"
+                   if already_redeemed else "")
+        raise PointsError(819, f"the maximum is {settings.redemption_max_points} points a "
+                               f"transaction{earlier}")
+    if points > member.current_points:  # 10
+        raise PointsError(803 if stage is Stage.CHECK else 818,
+                          f"you have {member.current_points} points")
+
+
+def _enrolment(settings: Settings, member: Member) -> None:
+    """Rules 1 and 2: enrolment and program, then fraud status."""
     if member.customer_type == CustomerType.CAMPAIGN:
         raise PointsError(686)
     if member.customer_type != CustomerType.LOYALTY:
@@ -73,10 +93,10 @@ def check(settings: Settings, member: Member, points: int, stage: Stage,
         raise PointsError(827)
     if member.fraud_status in settings.blocking_fraud_statuses:
         raise PointsError(809, customer_id=member.id)
-    if validate is not None:
-        validate()
-    if points < settings.redemption_min_points:
-        raise PointsError(821, f"the minimum is {settings.redemption_min_points} points")
+
+
+def _standing(settings: Settings, member: Member) -> None:
+    """Rules 5 to 7: the member's current points, lifetime points and lifetime purchases."""
     if member.current_points < settings.redemption_min_current_points:
         raise PointsError(804, f"redeeming needs at least "
                                f"{settings.redemption_min_current_points} current points")
@@ -86,13 +106,52 @@ def check(settings: Settings, member: Member, points: int, stage: Stage,
     if member.lifetime_purchases < settings.redemption_min_lifetime_purchases:
         raise PointsError(806, f"redeeming needs lifetime purchases of at least "
                                f"{settings.redemption_min_lifetime_purchases}")
-    if points % settings.redemption_multiple_of:
-        raise PointsError(807, multiple=settings.redemption_multiple_of)
-    if points + already_redeemed > settings.redemption_max_points:
-        earlier = (f"; {already_redeemed} already redeemed on this transaction number"
-                   if already_redeemed else "")
-        raise PointsError(819, f"the maximum is {settings.redemption_max_points} points a "
-                               f"transaction{earlier}")
-    if points > member.current_points:
-        raise PointsError(803 if stage is Stage.CHECK else 818,
-                          f"you have {member.current_points} points")
+
+
+def blocker(settings: Settings, member: Member) -> PointsError | None:
+    """The refusal `member` meets whatever amount they ask for, or None when some amount
+    can be redeemed now: rules 1, 2 and 4 to 7 (which do not depend on the amount), then,
+    when even the smallest amount the rules allow is more than their current points (or
+    the maximum), 803. What a chat tells a member at their balance, before any amount."""
+    try:
+        _enrolment(settings, member)
+        _standing(settings, member)
+    except PointsError as refusal:
+        return refusal
+    low, high = _range(settings, member)
+    if low > high:
+        return PointsError(803, f"the smallest amount you can redeem is {low} points; "
+                                f"you have {member.current_points}")
+    return None
+
+
+def _range(settings: Settings, member: Member) -> tuple[int, int]:
+    """The smallest and the largest amount the amount rules (821, 807, 819, 803) allow
+    `member` now; low > high when there is none."""
+    step = max(settings.redemption_multiple_of, 1)
+    low = -(-max(settings.redemption_min_points, 1) // step) * step
+    high = min(settings.redemption_max_points, member.current_points) // step * step
+    return low, high
+
+
+def suggest(settings: Settings, member: Member, count: int = 4) -> tuple[int, ...]:
+    """Up to `count` amounts `member` can redeem now, spread from the smallest the rules
+    allow to the most they can (both included), each a valid multiple."""
+    if blocker(settings, member) is not None:
+        return ()
+    low, high = _range(settings, member)
+    step = max(settings.redemption_multiple_of, 1)
+    steps = (high - low) // step
+    if steps + 1 <= count:
+        return tuple(range(low, high + 1, step))
+    picks = {low + round(i * steps / (count - 1)) * step for i in range(count)}
+    return tuple(sorted(picks))
+
+
+def nearest(settings: Settings, member: Member, points: int) -> tuple[int, ...]:
+    """The valid amounts closest to `points` on either side (for 807): at most two, each
+    one `member` could redeem now."""
+    low, high = _range(settings, member)
+    step = max(settings.redemption_multiple_of, 1)
+    below, above = points // step * step, -(-points // step) * step
+    return tuple(sorted({p for p in (below, above) if low <= p <= high}))
