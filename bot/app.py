@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import re
 from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any
@@ -40,7 +39,7 @@ from bot.burstlog import BurstLog
 from bot.runtime import Context, Runtime, Threads, in_thread, say, use_threads
 from bot.senders import make_senders
 from bot.settings import BotSettings
-from core.conversation import Conversations
+from core.chat import Chats
 from core.service import PointsService
 from core.status import PointsError
 
@@ -155,7 +154,7 @@ def build_application(settings: BotSettings, service: PointsService | None = Non
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
     application = builder.build()
-    application.bot_data["runtime"] = Runtime(settings, engine, Conversations(engine),
+    application.bot_data["runtime"] = Runtime(settings, engine, Chats(engine),
                                               threads=threads)
     add_handlers(application)
     application.add_error_handler(on_error)
@@ -163,35 +162,16 @@ def build_application(settings: BotSettings, service: PointsService | None = Non
 
 
 def add_handlers(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    """Every handler, in the order they are tried."""
+    """Every handler, in the order they are tried: the staff commands, then every other
+    message and button press goes to the engine's chat use case (`handlers.on_update`)."""
     # First of all (the sandbox's commands are group -2): this application's threads.
     application.add_handler(TypeHandler(Update, use_threads), group=-10)
-    application.add_handler(TypeHandler(Update, handlers.claim_update), group=-1)
     new_message = filters.UpdateType.MESSAGE
-    commands = {
-        "start": handlers.start, "balance": handlers.balance, "redeem": handlers.ask_points,
-        "history": handlers.history, "help": handlers.help_,
-        "cancel": handlers.cancel_command,
-        "member": staff.member, "goodwill": staff.goodwill, "revert": staff.revert,
-        "reverse": staff.reverse,
-    }
-    for name, callback in commands.items():
+    for name, callback in {"member": staff.member, "goodwill": staff.goodwill,
+                           "revert": staff.revert, "reverse": staff.reverse}.items():
         application.add_handler(CommandHandler(name, callback, filters=new_message))
-    application.add_handler(MessageHandler(new_message & filters.CONTACT,
-                                           handlers.share_contact))
-    application.add_handler(CallbackQueryHandler(handlers.press_button))
-    words = {
-        replies.MENU_BALANCE: handlers.balance, replies.MENU_REDEEM: handlers.ask_points,
-        replies.MENU_HISTORY: handlers.history, replies.MENU_HELP: handlers.help_,
-        "Cancel": handlers.cancel_command,
-    }
-    for word, callback in words.items():
-        pattern = re.compile(rf"^\s*{re.escape(word)}\s*$", re.IGNORECASE)
-        application.add_handler(MessageHandler(new_message & filters.Regex(pattern),
-                                               callback))
-    application.add_handler(MessageHandler(new_message & filters.TEXT & ~filters.COMMAND,
-                                           handlers.type_text))
-    application.add_handler(MessageHandler(new_message, handlers.unknown))
+    application.add_handler(MessageHandler(new_message, handlers.on_update))
+    application.add_handler(CallbackQueryHandler(handlers.on_update))
 
 
 async def on_error(update: object, context: Context) -> None:
@@ -221,6 +201,8 @@ async def _post_init(application: Application[Any, Any, Any, Any, Any, Any]) -> 
     except TelegramError as error:
         log.warning("could not set the command menu: %s", type(error).__name__)
     application.bot_data["sweeper"] = asyncio.create_task(_forget_old_updates(application))
+    application.bot_data["deliveries"] = asyncio.create_task(handlers.sweep_deliveries(
+        application.bot, application.bot_data["runtime"]))
 
 
 def announce_database(rt: Runtime) -> None:
@@ -239,9 +221,10 @@ def announce_database(rt: Runtime) -> None:
 
 
 async def _post_stop(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    sweeper = application.bot_data.pop("sweeper", None)
-    if sweeper is not None:
-        sweeper.cancel()
+    for task in ("sweeper", "deliveries"):
+        sweeper = application.bot_data.pop(task, None)
+        if sweeper is not None:
+            sweeper.cancel()
 
 
 async def _forget_old_updates(application: Application[Any, Any, Any, Any, Any, Any]
@@ -253,7 +236,7 @@ async def _forget_old_updates(application: Application[Any, Any, Any, Any, Any, 
     while True:
         try:
             pool = rt.threads.pool("engine") if rt.threads is not None else None
-            await in_thread(pool, rt.conversations.forget_updates, keep)
+            await in_thread(pool, rt.chats.forget_updates, keep)
         except Exception as error:
             log.warning("could not forget old update claims: %s", type(error).__name__)
         await asyncio.sleep(3600)

@@ -1,25 +1,17 @@
-"""What the bot says and the buttons it shows: the wording of every reply, the keyboards,
-and the callback data of inline buttons (built and checked here, in one place).
+"""What the bot says and the buttons it shows: the wording of every reply the engine's chat
+use case asks for (`core.chat_io.Reply`: a message key and its values), its buttons and
+keyboards, rendered for Telegram. `render(reply, zone)` is the one way in.
 
-Callback data is short text Telegram hands back when a button is pressed; anyone can send
-any text there, so `parse_button` accepts only the four shapes below and everything else
-is treated as not understood:
-
-- ``p:<points>``   redeem this many points (an amount suggested by the engine)
-- ``c:<token>``    confirm the pending redemption whose token this is
-- ``r:<token>``    send the validation code of that redemption again (or a new one)
-- ``x:<token>``    cancel that pending redemption
-
-The token is the short id of the redemption's transaction number, so a button left over
-from an earlier redemption never acts on a later one.
+The menu keyboard's words come back as text when pressed; `menu_command` reads them back
+as the commands they stand for (the inverse of this module's own keyboard, not a guess at
+what a member meant).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from datetime import tzinfo
+from typing import Any
 
 from telegram import (
     InlineKeyboardButton,
@@ -29,11 +21,10 @@ from telegram import (
     ReplyKeyboardRemove,
 )
 
+from core.chat_io import Button, Keyboard, Reply
 from core.service import Balance, CodeIssued, HistoryItem, MemberView, Redeemable, RedemptionResult
-from core.status import PointsError
+from core.status import PointsError, Reason
 from core.times import show
-
-_BUTTON = re.compile(r"^(?:(p):([1-9][0-9]{0,11})|([crx]):([A-Z0-9]{8}))$")
 
 # The menu's buttons send these words as text; the bot reads them like the commands.
 MENU_BALANCE, MENU_REDEEM, MENU_HISTORY, MENU_HELP = "Balance", "Redeem", "History", "Help"
@@ -72,25 +63,19 @@ ENTER_CODE = "Enter the validation code you received, or press Cancel."
 STAFF_ONLY = "This command is for member care staff only."
 
 
-@dataclass(frozen=True)
-class Pressed:
-    """A pressed inline button, checked: `kind` is one of p, c, r, x."""
-
-    kind: str
-    value: str
-
-
-def parse_button(data: str | None) -> Pressed | None:
-    """The button `data` stands for, or None when it is not one this bot makes."""
-    match = _BUTTON.fullmatch(data or "")
-    if match is None:
-        return None
-    if match.group(1):
-        return Pressed("p", match.group(2))
-    return Pressed(match.group(3), match.group(4))
-
-
 # ---------------------------------------------------------------- keyboards
+
+# The menu keyboard's words, and the commands they stand for when pressed.
+MENU_COMMANDS = {MENU_BALANCE: "balance", MENU_REDEEM: "redeem", MENU_HISTORY: "history",
+                 MENU_HELP: "help", "Cancel": "cancel"}
+_MENU_WORDS = {word.casefold(): command for word, command in MENU_COMMANDS.items()}
+BUTTON_LABELS = {"confirm": "Confirm", "cancel": "Cancel", "resend": "Resend code",
+                 "new_code": "Send a new code", "retry": "Try again"}
+
+
+def menu_command(text: str) -> str | None:
+    """The command a menu keyboard word stands for ("Balance" -> "balance"), or None."""
+    return _MENU_WORDS.get(text.strip().casefold())
 
 
 def menu() -> ReplyKeyboardMarkup:
@@ -107,25 +92,34 @@ def no_keyboard() -> ReplyKeyboardRemove:
     return ReplyKeyboardRemove()
 
 
-def amounts(suggestions: Sequence[int]) -> InlineKeyboardMarkup | None:
-    if not suggestions:
-        return None
-    return InlineKeyboardMarkup([[InlineKeyboardButton(f"{points:,}", callback_data=f"p:{points}")
-                                  for points in suggestions]])
+KEYBOARDS: dict[Keyboard, Callable[[], Any]] = {
+    Keyboard.MENU: menu, Keyboard.CONTACT: contact_request, Keyboard.REMOVE: no_keyboard}
 
 
-def confirm_buttons(token: str) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[InlineKeyboardButton("Confirm", callback_data=f"c:{token}"),
-                                  InlineKeyboardButton("Cancel", callback_data=f"x:{token}")]])
+def label(button: Button) -> str:
+    if button.key == "amount":
+        return f"{button.values['points']:,}"
+    return BUTTON_LABELS[button.key]
 
 
-def code_buttons(token: str, *, new_code: bool = False) -> InlineKeyboardMarkup:
-    label = "Send a new code" if new_code else "Resend code"
-    return InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=f"r:{token}"),
-                                  InlineKeyboardButton("Cancel", callback_data=f"x:{token}")]])
+def markup(reply: Reply) -> Any:
+    """The reply's buttons under the message, else the keyboard it asks for."""
+    if reply.buttons:
+        return InlineKeyboardMarkup([[InlineKeyboardButton(label(b), callback_data=b.data)
+                                      for b in row] for row in reply.buttons])
+    return KEYBOARDS[reply.keyboard]() if reply.keyboard is not None else None
 
 
 # ---------------------------------------------------------------- wording
+
+
+def render(reply: Reply, zone: tzinfo) -> tuple[str, Any]:
+    """The text and the markup of one reply of the engine's chat use case."""
+    return WORDING[reply.key](reply.values, zone), markup(reply)
+
+
+def _help(staff: bool) -> str:
+    return f"{HELP}\n\n{STAFF_HELP}" if staff else HELP
 
 
 def refusal(error: PointsError) -> str:
@@ -134,19 +128,26 @@ def refusal(error: PointsError) -> str:
     return f"{text}\n({error.detail})" if error.detail else text
 
 
-def welcome(member: MemberView) -> str:
+def welcome(member: MemberView, staff: bool = False) -> str:
     name = f", {member.name}" if member.name else ""
-    return f"Welcome{name}! You have {member.current_points:,} points.\n\n{HELP}"
+    return f"Welcome{name}! You have {member.current_points:,} points.\n\n{_help(staff)}"
 
 
-def balance(b: Balance) -> str:
+def balance(b: Balance, blocked: PointsError | None = None) -> str:
     rules = b.rules
     multiple = f", in multiples of {rules.multiple_of:,}" if rules.multiple_of > 1 else ""
-    return (f"Current points: {b.current_points:,} (worth {b.value})\n"
-            f"Lifetime points: {b.lifetime_points:,}\n"
-            f"Lifetime purchases: {b.lifetime_purchases:,.2f}\n"
-            f"You can redeem {rules.min_points:,} to {rules.max_points:,} points at a "
-            f"time{multiple}.")
+    figures = (f"Current points: {b.current_points:,} (worth {b.value})\n"
+               f"Lifetime points: {b.lifetime_points:,}\n"
+               f"Lifetime purchases: {b.lifetime_purchases:,.2f}\n")
+    if blocked is not None:
+        return f"{figures}{cannot_redeem(blocked)}"
+    return (f"{figures}You can redeem {rules.min_points:,} to {rules.max_points:,} points at "
+            f"a time{multiple}.")
+
+
+def cannot_redeem(error: PointsError) -> str:
+    """A member who can redeem no amount now: why, with the status code."""
+    return f"You cannot redeem points now.\n{refusal(error)}"
 
 
 def ask_points(b: Balance) -> str:
@@ -154,8 +155,12 @@ def ask_points(b: Balance) -> str:
             "to redeem? Pick an amount or type a number.")
 
 
-def try_another(error: PointsError) -> str:
-    return f"{refusal(error)}\n\nType another amount, or /cancel."
+def try_another(error: PointsError, nearest: Sequence[int] = ()) -> str:
+    near = ""
+    if error.status.code == 807 and nearest:
+        near = "\nThe nearest amounts you can redeem: " + " or ".join(
+            f"{p:,}" for p in nearest) + "."
+    return f"{refusal(error)}{near}\n\nType another amount, or /cancel."
 
 
 def summary(r: Redeemable) -> str:
@@ -172,20 +177,20 @@ def code_sent(issued: CodeIssued, zone: tzinfo) -> str:
 
 def code_refused(error: PointsError) -> str:
     """A validation code that did not redeem (808): why, and what the member can do."""
-    reason = error.facts.get("reason")
+    reason = error.reason
     text = f"{error.status.code} {error.status.message}"
-    if reason == "wrong":
+    if reason is Reason.WRONG:
         left = int(error.facts.get("attempts_left", 0))
         return (f"{text}\n{left} attempt{'s' if left != 1 else ''} left. Enter the code "
                 "again, or ask for a new one.")
     why = {
-        "expired": "The code has expired.",
-        "voided": "The code is no longer valid.",
-        "attempts": "Too many wrong attempts: the code is no longer valid.",
-        "used": "The code was already used.",
-        "none": "No code was sent for this redemption.",
-        "amount": "The code was sent for another amount.",
-    }.get(str(reason), error.detail)
+        Reason.EXPIRED: "The code has expired.",
+        Reason.VOIDED: "The code is no longer valid.",
+        Reason.ATTEMPTS: "Too many wrong attempts: the code is no longer valid.",
+        Reason.USED: "The code was already used.",
+        Reason.NONE: "No code was sent for this redemption.",
+        Reason.AMOUNT: "The code was sent for another amount.",
+    }.get(reason, error.detail) if reason is not None else error.detail
     return f"{text}\n{why} Press the button for a new code."
 
 
@@ -203,6 +208,10 @@ def redeemed(result: RedemptionResult, zone: tzinfo) -> str:
             if result.points_reversed else "")
     return ("This redemption was already done; nothing more was redeemed.\n"
             f"{head}{back}Current balance: {result.current_points:,} points\n{tail}")
+
+
+def enter_code(length: int) -> str:
+    return f"Enter the {length}-digit validation code you received, or press Cancel."
 
 
 def history(items: Sequence[HistoryItem], zone: tzinfo) -> str:
@@ -230,3 +239,32 @@ def member_profile(b: Balance, items: Sequence[HistoryItem], zone: tzinfo,
             f"Type {m.customer_type}, fraud status {m.fraud_status}\n"
             f"Linked Telegram account: {linked or 'none'}\n"
             f"{balance(b)}\n\n{history(items, zone)}")
+
+
+Values = Mapping[str, Any]
+WORDING: dict[str, Callable[[Values, tzinfo], str]] = {
+    "ask_contact": lambda v, z: ASK_CONTACT,
+    "not_linked": lambda v, z: NOT_LINKED,
+    "verified_elsewhere": lambda v, z: VERIFIED_ELSEWHERE,
+    "not_your_contact": lambda v, z: NOT_YOUR_CONTACT,
+    "contact_refused": lambda v, z: f"{refusal(v['refusal'])}\n{CONTACT_REFUSED}",
+    "welcome": lambda v, z: welcome(v["member"], v.get("staff", False)),
+    "help": lambda v, z: _help(v.get("staff", False)),
+    "not_understood": lambda v, z: "Sorry, I did not understand that.\n\n"
+                                   + _help(v.get("staff", False)),
+    "balance": lambda v, z: balance(v["balance"], v.get("blocked")),
+    "history": lambda v, z: history(v["items"], z),
+    "cannot_redeem": lambda v, z: cannot_redeem(v["refusal"]),
+    "ask_amount": lambda v, z: ask_points(v["balance"]),
+    "try_another": lambda v, z: try_another(v["refusal"], v.get("nearest", ())),
+    "summary": lambda v, z: summary(v["redeemable"]),
+    "refusal": lambda v, z: refusal(v["refusal"]),
+    "code_sent": lambda v, z: code_sent(v["issued"], z),
+    "code_refused": lambda v, z: code_refused(v["refusal"]),
+    "enter_code": lambda v, z: enter_code(v["length"]),
+    "confirm_or_cancel": lambda v, z: CONFIRM_OR_CANCEL,
+    "redeemed": lambda v, z: redeemed(v["result"], z),
+    "stale": lambda v, z: STALE,
+    "nothing_to_cancel": lambda v, z: NOTHING_TO_CANCEL,
+    "cancelled": lambda v, z: CANCELLED,
+}

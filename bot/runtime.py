@@ -1,16 +1,6 @@
-"""What every handler needs: the engine, the chat state in the database, a way to call the
-engine off the event loop, and a reply that survives a flaky Bot API.
-
-The pending redemption of a chat is a `core.conversation.State`: `step` says where the
-member is, `points` and `external_reference` what is pending, and `data` (JSON) the
-transaction number the bot gave it and the token its buttons carry.
-
-Transaction numbers: a bot redemption has no bill, so the bot makes its transaction number
-itself, ``TG-<YYYYMMDD>-<8 characters>`` (UTC date of the request, random A-Z/0-9), when the
-member picks an amount. The 8 characters are also the token in the redemption's buttons.
-The external reference number (the engine's idempotency key) is made at the same moment,
-``tg-<32 hex>``, and kept in the chat state: a repeated Confirm or code entry sends the same
-one, so the engine answers the first result instead of redeeming again.
+"""What every handler needs: the engine and its chat use case, a way to call them off the
+event loop (the bot's own engine and delivery threads), and a reply that survives a flaky
+Bot API.
 """
 
 from __future__ import annotations
@@ -18,33 +8,26 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-import json
 import logging
-import secrets
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar, cast
 
-from telegram import Message, Update
+from telegram import Bot, Message, Update
 from telegram.error import BadRequest, NetworkError, TelegramError
 from telegram.ext import ContextTypes
 
 from bot import metrics
 from bot.logsafe import chat_tag
 from bot.settings import BotSettings
-from core.conversation import Conversations, State
-from core.service import MemberView, PointsService
+from core.chat import Chats
+from core.service import PointsService
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
 Context = ContextTypes.DEFAULT_TYPE
-_TOKEN_CHARS = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # noqa: S105  (an alphabet)
-
-# Steps of a chat (ChatState.step).
-IDLE, AMOUNT, CONFIRM, CODE, DONE = "idle", "amount", "confirm", "code", "done"
 
 
 class Threads:
@@ -77,7 +60,7 @@ class Runtime:
 
     settings: BotSettings
     service: PointsService
-    conversations: Conversations
+    chats: Chats
     # Put before every message `say` sends (the sandbox's "🧪 SANDBOX"); empty: nothing.
     mark: str = ""
     # Where `core` and `deliver` run this application's calls (None: asyncio's default pool).
@@ -121,8 +104,8 @@ async def core(call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
 
 @metrics.observed  # timed, and its status code (860: no channel delivered) counted
 async def deliver(call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run a code delivery (`PointsService.deliver_validation_code`) on the delivery
-    threads: a slow gateway holds none of the engine's."""
+    """Run a code delivery (`Chats.deliver`) on the delivery threads: a slow gateway holds
+    none of the engine's."""
     threads = _threads.get()
     pool = threads.pool("delivery") if threads is not None else None
     return await in_thread(pool, call, *args, **kwargs)
@@ -134,73 +117,30 @@ def user_key(update: Update) -> str:
     return str(update.effective_user.id)
 
 
-def identifier(member: MemberView) -> str:
-    """How the engine's operations name a linked member (their verified mobile); an
-    external id is typed, so a numeric one is never read as someone's mobile."""
-    if member.mobile or member.email:
-        return member.mobile or member.email or ""
-    return f"external_id:{member.external_id}" if member.external_id else ""
-
-
-# ---------------------------------------------------------------- the pending redemption
-
-
-@dataclass(frozen=True)
-class Pending:
-    """A chat's pending (or just finished) redemption, read from its `State`."""
-
-    step: str
-    points: int
-    external_reference: str
-    transaction_number: str
-    token: str
-    redemption_id: str = ""
-
-    def state(self, step: str | None = None, redemption_id: str | None = None) -> State:
-        data = {"txn": self.transaction_number, "token": self.token,
-                "redemption": redemption_id or self.redemption_id}
-        return State(step or self.step, self.points, self.external_reference,
-                     json.dumps(data))
-
-
-def new_pending(service: PointsService, points: int) -> Pending:
-    token = "".join(secrets.choice(_TOKEN_CHARS) for _ in range(8))
-    txn = f"TG-{service.clock():%Y%m%d}-{token}"
-    return Pending(CONFIRM, points, f"tg-{uuid.uuid4().hex}", txn, token)
-
-
-def pending(state: State) -> Pending | None:
-    """The redemption `state` holds, or None when it holds none."""
-    if state.step not in (CONFIRM, CODE, DONE) or not state.points:
-        return None
-    try:
-        data = json.loads(state.data or "{}")
-        return Pending(state.step, state.points, state.external_reference or "",
-                       str(data["txn"]), str(data["token"]), str(data.get("redemption") or ""))
-    except (ValueError, KeyError, TypeError):
-        return None
-
-
 # ---------------------------------------------------------------- replying
 
 
 async def say(update: Update, context: Context, text: str, markup: Any = None
               ) -> Message | None:
-    """Send `text` to the update's chat. A 5xx or a timeout from the Bot API is retried
-    TELEGRAM_SEND_RETRIES times (a RetryAfter is waited out by the rate limiter); if it
-    still fails, it is logged and None returned: the outcome is already in the database
-    (/history shows it), so the handler goes on."""
+    """Send `text` to the update's chat (`say_to`)."""
     chat = update.effective_chat
     if chat is None:
         return None
-    rt = runtime(context)
+    return await say_to(context.bot, runtime(context), chat.id, text, markup)
+
+
+async def say_to(bot: Bot, rt: Runtime, chat_id: int, text: str, markup: Any = None
+                 ) -> Message | None:
+    """Send `text` to chat `chat_id`. A 5xx or a timeout from the Bot API is retried
+    TELEGRAM_SEND_RETRIES times (a RetryAfter is waited out by the rate limiter); if it
+    still fails, it is logged and None returned: the outcome is already in the database
+    (/history shows it), so the handler goes on."""
     retries = rt.settings.telegram_send_retries
     if rt.mark:
         text = f"{rt.mark}\n{text}"
     for attempt in range(retries + 1):
         try:
-            sent = await context.bot.send_message(chat_id=chat.id, text=text,
-                                                  reply_markup=markup)
+            sent = await bot.send_message(chat_id=chat_id, text=text, reply_markup=markup)
         except BadRequest:
             metrics.reply_failed("refused")
             raise
@@ -208,14 +148,14 @@ async def say(update: Update, context: Context, text: str, markup: Any = None
             if attempt == retries:
                 metrics.reply_failed("undelivered")
                 log.error("reply to chat %s not delivered after %d attempts: %s",
-                          chat_tag(chat.id), attempt + 1, type(error).__name__)
+                          chat_tag(chat_id), attempt + 1, type(error).__name__)
                 return None
-            log.warning("reply to chat %s failed (%s); trying again", chat_tag(chat.id),
+            log.warning("reply to chat %s failed (%s); trying again", chat_tag(chat_id),
                         type(error).__name__)
             await asyncio.sleep(0.2 * 2 ** attempt)
         except TelegramError as error:
             metrics.reply_failed("refused")
-            log.error("reply to chat %s refused: %s", chat_tag(chat.id), type(error).__name__)
+            log.error("reply to chat %s refused: %s", chat_tag(chat_id), type(error).__name__)
             return None
         else:
             metrics.reply_sent()

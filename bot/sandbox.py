@@ -55,7 +55,6 @@ from bot.app import build_application
 from bot.runtime import Context, Runtime, core, runtime, say, user_key
 from bot.settings import BotSettings, load_bot_settings
 from bot.staff import authorised
-from core.conversation import State
 from core.service import PointsService
 from core.status import PointsError
 
@@ -288,11 +287,10 @@ async def _act_as(update: Update, context: Context, staff: str) -> None:
     rt = runtime(context)
     try:
         member = await core(rt.service.member, identifier)
-        await core(rt.conversations.link, user_key(update), member.id)
+        await core(rt.chats.link, user_key(update), member.id)
     except PointsError as error:
         await say(update, context, replies.refusal(error))
         return
-    await core(rt.conversations.save, user_key(update), State())
     await core(rt.service.record_staff_action, staff, "sandbox-as",
                member.mobile or identifier, True, f"playing member {member.id}")
     shown = demo.by_mobile(member.mobile)
@@ -309,9 +307,8 @@ async def forget(update: Update, context: Context) -> None:
     staff = await authorised(update, context, "forget")
     if staff is not None:
         rt = runtime(context)
-        await core(rt.conversations.unlink, user_key(update))
-        await core(rt.conversations.save, user_key(update), State())
-        await core(rt.service.record_staff_action, staff, "sandbox-forget", "", True,
+        await core(rt.chats.unlink, user_key(update))
+            await core(rt.service.record_staff_action, staff, "sandbox-forget", "", True,
                    "unlinked")
         await say(update, context, "This Telegram account is linked to no member now, like a "
                                    "new member's: /start to share a phone number.",
@@ -331,7 +328,7 @@ async def reset(update: Update, context: Context) -> None:
 async def _reset(update: Update, context: Context, staff: str) -> None:
     rt = runtime(context)
     key = user_key(update)
-    playing = await core(rt.conversations.member_id, key)
+    playing = await core(rt.chats.member_id, key)
     mobile = (await core(rt.service.member_by_id, playing)).mobile if playing else None
     try:
         members = await core(demo.reset, rt.service)
@@ -348,7 +345,7 @@ async def _reset(update: Update, context: Context, staff: str) -> None:
     if again is None:
         await say(update, context, text + "\n\nPick a member with /as.", replies.no_keyboard())
         return
-    await core(rt.conversations.link, key, again.id)
+    await core(rt.chats.link, key, again.id)
     await say(update, context, f"{text}\n\nYou are {again.name} again.", replies.menu())
 
 

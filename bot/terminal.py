@@ -16,9 +16,11 @@ shows what the bot sent back.
   `/forget` unlinks, to try a first visit with /start and the contact button).
   Validation codes arrive in the chat (the `chat` channel). `/reset` reseeds (the bot's
   sandbox command too); `/demo` lists the members.
-- The bot's buttons are shown as numbered choices: typing the number presses the button
-  (an inline button sends its callback query; a keyboard button sends its text; the
-  request_contact button shares the played member's own contact). `'5` sends the text 5.
+- The bot's buttons are shown as lettered choices, `[a]`, `[b]`...: typing the letter
+  presses the button (an inline button sends its callback query; a keyboard button sends
+  its text; the request_contact button shares the played member's own contact). Letters,
+  not numbers: digits typed are always text, so an amount or a validation code is never
+  taken for a button. `'a` sends the text a.
 - Terminal commands: `/contact [NUMBER]` shares a contact as your own (the played member's,
   or any number, say one not in the program for 816); `/quit` (or Ctrl-C, or end of input)
   leaves, closing the application and the database. Ctrl-C works even when the sandbox was
@@ -57,7 +59,7 @@ from bot.sandbox import build_sandbox_application, private_directory, sandbox_ov
 from bot.senders import make_senders
 from bot.settings import BotSettings, load_bot_settings
 from bot.standin import BotMessage, Button, StandInRequest
-from core.conversation import Conversations
+from core.chat import Chats
 from core.service import MemberView, PointsService
 from core.status import CATALOGUE, SUCCESS, PointsError
 
@@ -75,6 +77,23 @@ _ANSI = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "b
 
 
 # ---------------------------------------------------------------- looks
+
+
+def choice_letter(index: int) -> str:
+    """The letter a button is chosen by: a, b, ... z, then aa, ab, ..."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    return letters[index] if index < 26 else letters[index // 26 - 1] + letters[index % 26]
+
+
+def choice_index(text: str) -> int | None:
+    """Which button a typed letter chooses (any case), or None when it is not a letter
+    choice; digits never are."""
+    typed = text.strip().lower()
+    if not typed.isascii() or not typed.isalpha() or len(typed) > 2:
+        return None
+    if len(typed) == 1:
+        return ord(typed) - ord("a")
+    return (ord(typed[0]) - ord("a") + 1) * 26 + ord(typed[1]) - ord("a")
 
 
 class Style:
@@ -107,7 +126,7 @@ class Style:
 
 @dataclass(frozen=True)
 class Choice:
-    """A numbered button on screen: under a message (inline) or on the keyboard."""
+    """A lettered button on screen: under a message (inline) or on the keyboard."""
 
     button: Button
     message_id: int = 0  # the message an inline button is under; 0 for the keyboard
@@ -137,7 +156,7 @@ class SandboxTerminal:
         self.application = build_sandbox_application(settings, service, self.stand_in,
                                                      mark="")
         self.user = self.stand_in.user(TERMINAL_USER_ID, TERMINAL_USER_NAME)
-        self.conversations = Conversations(service)
+        self.chats = Chats(service)
         self.member: MemberView | None = None
         self.choices: list[Choice] = []
         self.keyboard: list[list[Button]] = []
@@ -267,7 +286,7 @@ class SandboxTerminal:
     def refresh_member(self) -> None:
         """Who the staff user plays now: the member their account is linked to, as the
         engine has it; unlinked (/forget), the member they played last."""
-        member_id = self.conversations.member_id(str(TERMINAL_USER_ID))
+        member_id = self.chats.member_id(str(TERMINAL_USER_ID))
         if member_id is None:
             return
         with contextlib.suppress(PointsError):
@@ -280,7 +299,7 @@ class SandboxTerminal:
         self.out.flush()
 
     def show(self, messages: list[BotMessage]) -> None:
-        """The bot's messages, set apart, with their buttons numbered; then the keyboard."""
+        """The bot's messages, set apart, with their buttons lettered; then the keyboard."""
         s = self.style
         self.refresh_member()
         self.choices = []
@@ -308,7 +327,8 @@ class SandboxTerminal:
             whose = (f"{self.member.name}, {self.member.mobile}" if self.member
                      else "the member you play")
             label = f"📱 {label} ({whose})"
-        return self.style(f"[{len(self.choices)}]", "cyan", "bold") + " " + label
+        return self.style(f"[{choice_letter(len(self.choices) - 1)}]", "cyan", "bold") \
+            + " " + label
 
     def _line(self, line: str, whole: str) -> str:
         s = self.style
@@ -346,9 +366,10 @@ class SandboxTerminal:
         say(s("  " + demo.RULES_TEXT, "dim"))
         say()
         say("Type what a member would type: /balance, /redeem, /redeem 500, /history, /help. "
-            "The bot's buttons show as " + s("[1]", "cyan", "bold") + " "
-            + s("[2]", "cyan", "bold") + "…: type the number to press one ('5 sends the "
-            "text 5). Validation codes arrive in the chat.")
+            "The bot's buttons show as " + s("[a]", "cyan", "bold") + " "
+            + s("[b]", "cyan", "bold") + "…: type the letter to press one ('a sends the "
+            "text a). Numbers are always text: amounts and validation codes. Validation "
+            "codes arrive in the chat.")
         say("Sandbox: /as MOBILE or /as N plays another member · /forget then /start tries a "
             "first visit · /reset starts again · /demo lists the members · /contact [NUMBER] "
             "shares a contact · /quit leaves.")
@@ -397,8 +418,9 @@ class SandboxTerminal:
         if text.startswith("'"):
             self.send_text(text[1:].strip() or text)
             return True
-        if text.isdecimal() and 1 <= int(text) <= len(self.choices):
-            self.press(self.choices[int(text) - 1])
+        pressed = choice_index(text)
+        if pressed is not None and pressed < len(self.choices):
+            self.press(self.choices[pressed])
             return True
         self.send_text(text)
         return True

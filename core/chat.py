@@ -219,11 +219,12 @@ class Chats:
 
     # -- after commit
 
-    def deliver(self, delivery_id: int) -> Outcome:
+    def deliver(self, delivery_id: int, *, take_over: bool = False) -> Outcome:
         """Send the validation code waiting in `delivery_id` and answer how it went (the
         chat's next message); nothing when another worker has it or it is no longer
-        wanted (cancelled, used, expired)."""
-        sent = outbox.send(self.service, delivery_id)
+        wanted (cancelled, used, expired). `take_over`: a delivery another worker left
+        (`overdue_deliveries`)."""
+        sent = outbox.send(self.service, delivery_id, take_over=take_over)
         if sent is None:
             return Outcome()
         token = sent.token or ""
