@@ -38,6 +38,7 @@ from telegram import Update
 from bot import logsafe
 from core.db import Database
 from core.delivery import CodeMessage, CodeSender
+from core.chat_io import Outcome
 from core.service import RedemptionResult
 from core.status import PointsError, Status
 
@@ -122,11 +123,21 @@ def observe_update(update: object, chat: int | None) -> Iterator[None]:
 
 def observe_engine_call(operation: str, seconds: float, result: object = None,
                         error: BaseException | None = None) -> None:
-    """One engine call ended: its latency, its status code, a redemption it made."""
-    ENGINE_SECONDS.labels(operation).observe(seconds)
+    """One engine call ended: its latency, its status code, a redemption it made. A chat
+    outcome is labelled by the transition that decided it."""
     code: int | None = None
+    if isinstance(result, Outcome):  # the chat use case: what its replies carry
+        operation = result.transition or operation
+        for reply in result.replies:
+            carried = reply.values.get("refusal") or reply.values.get("result")
+            if carried is not None:
+                result = carried
+                break
+    ENGINE_SECONDS.labels(operation).observe(seconds)
     if isinstance(error, PointsError):
         code = error.code
+    elif isinstance(result, PointsError):
+        code = result.code
     elif isinstance(getattr(result, "status", None), Status):
         code = result.status.code  # type: ignore[attr-defined]
     if code is not None:

@@ -27,7 +27,7 @@ import logging
 import secrets
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TypeVar
@@ -105,6 +105,10 @@ class Row:
     run: Transition
     reads_only: bool = False
     members_only: bool = True  # needs a verified member; others are asked to verify
+
+    @property
+    def name(self) -> str:
+        return getattr(self.run, "__name__", "transition")
 
 
 ANY = None
@@ -193,7 +197,7 @@ class Chats:
             or TRANSITIONS[(ANY, "text")]
         if row.members_only and chat.member is None:
             return Outcome((ask_to_verify(chat, "not_linked"),))
-        outcome = row.run(self, chat, given)
+        outcome = replace(row.run(self, chat, given), transition=row.name)
         if lock:
             chat.state.updated_at = work.now
             work.session.add(chat.state)
@@ -560,6 +564,11 @@ def cancel(chats: Chats, chat: Chat, given: Input) -> Outcome:
     return Outcome((reply("cancelled", keyboard=Keyboard.MENU),), settled=True)
 
 
+def stale_button(chats: Chats, chat: Chat, given: Input) -> Outcome:
+    """A button of a redemption that is no longer pending."""
+    return stale(chat)
+
+
 def junk(chats: Chats, chat: Chat, given: Input) -> Outcome:
     log.info("button data not understood: %r", given.data if isinstance(given, Press)
              else given)
@@ -587,8 +596,8 @@ TRANSITIONS: dict[tuple[Step | None, str], Row] = {
     (Step.CODE, "resend"): Row(resend),
     (Step.CODE, "confirm"): Row(code_hint),
     (Step.CODE, "text"): Row(code_hint),
-    (ANY, "confirm"): Row(lambda chats, chat, given: stale(chat)),
-    (ANY, "resend"): Row(lambda chats, chat, given: stale(chat)),
+    (ANY, "confirm"): Row(stale_button),
+    (ANY, "resend"): Row(stale_button),
     (ANY, "junk"): Row(junk, members_only=False),
     (ANY, "text"): Row(not_understood, members_only=False),
 }

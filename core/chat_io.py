@@ -123,12 +123,14 @@ Effect = DeliverCode
 class Outcome:
     """What an update comes to: replies to show, effects to run after commit. `duplicate`:
     the update was handled before (nothing to show). `settled`: the pressed button's
-    message should lose its buttons (they acted, or can no longer act)."""
+    message should lose its buttons (they acted, or can no longer act). `transition`: the
+    name of the transition that decided it (for metrics and logs)."""
 
     replies: tuple[Reply, ...] = ()
     effects: tuple[Effect, ...] = ()
     duplicate: bool = False
     settled: bool = False
+    transition: str = ""
 
 
 def reply(key: str, *, buttons: tuple[tuple[Button, ...], ...] = (),
