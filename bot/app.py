@@ -27,14 +27,13 @@ from telegram.ext import (
     ApplicationHandlerStop,
     BaseUpdateProcessor,
     CallbackQueryHandler,
-    CommandHandler,
     MessageHandler,
     TypeHandler,
     filters,
 )
 from telegram.request import BaseRequest
 
-from bot import handlers, logsafe, metrics, replies, staff
+from bot import handlers, logsafe, metrics, replies
 from bot.burstlog import BurstLog
 from bot.runtime import Context, Runtime, Threads, in_thread, say, use_threads
 from bot.senders import make_senders
@@ -162,15 +161,11 @@ def build_application(settings: BotSettings, service: PointsService | None = Non
 
 
 def add_handlers(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    """Every handler, in the order they are tried: the staff commands, then every other
-    message and button press goes to the engine's chat use case (`handlers.on_update`)."""
+    """Every handler, in the order they are tried: every new message and button press
+    goes to the engine's chat use case (`handlers.on_update`)."""
     # First of all (the sandbox's commands are group -2): this application's threads.
     application.add_handler(TypeHandler(Update, use_threads), group=-10)
-    new_message = filters.UpdateType.MESSAGE
-    for name, callback in {"member": staff.member, "goodwill": staff.goodwill,
-                           "revert": staff.revert, "reverse": staff.reverse}.items():
-        application.add_handler(CommandHandler(name, callback, filters=new_message))
-    application.add_handler(MessageHandler(new_message, handlers.on_update))
+    application.add_handler(MessageHandler(filters.UpdateType.MESSAGE, handlers.on_update))
     application.add_handler(CallbackQueryHandler(handlers.on_update))
 
 

@@ -23,7 +23,7 @@ from telegram import (
 
 from core.chat_io import Button, Keyboard, Reply
 from core.service import Balance, CodeIssued, HistoryItem, MemberView, Redeemable, RedemptionResult
-from core.status import PointsError, Reason
+from core.status import InputError, PointsError, Reason
 from core.times import show
 
 # The menu's buttons send these words as text; the bot reads them like the commands.
@@ -210,6 +210,14 @@ def redeemed(result: RedemptionResult, zone: tzinfo) -> str:
             f"{head}{back}Current balance: {result.current_points:,} points\n{tail}")
 
 
+def staff_refused(error: PointsError | InputError, usage: str) -> str:
+    """A refused staff command: the status code and message, or what was wrong with the
+    input and how the command goes."""
+    if isinstance(error, PointsError):
+        return refusal(error)
+    return f"{error}\nUsage: {usage}"
+
+
 def enter_code(length: int) -> str:
     return f"Enter the {length}-digit validation code you received, or press Cancel."
 
@@ -267,4 +275,19 @@ WORDING: dict[str, Callable[[Values, tzinfo], str]] = {
     "stale": lambda v, z: STALE,
     "nothing_to_cancel": lambda v, z: NOTHING_TO_CANCEL,
     "cancelled": lambda v, z: CANCELLED,
+    "staff_only": lambda v, z: STAFF_ONLY,
+    "usage": lambda v, z: f"Usage: {v['usage']}",
+    "staff_refused": lambda v, z: staff_refused(v["refusal"], v["usage"]),
+    "member_profile": lambda v, z: member_profile(v["balance"], v["items"], z, v["linked"]),
+    "goodwill_issued": lambda v, z: (
+        f"Issued {v['issued'].points:,} goodwill points ({v['issued'].reference}); current "
+        f"points now {v['issued'].balance:,}."),
+    "reverted": lambda v, z: (
+        f"Reverted {v['result'].points_reversed:,} points "
+        f"({', '.join(v['result'].reversal_ids)}); current points now "
+        f"{v['result'].balance:,}."),
+    "reversed": lambda v, z: (
+        f"Reversed {v['result'].points_reversed:,} points "
+        f"({', '.join(v['result'].reversal_ids)}); current points now "
+        f"{v['result'].balance:,}."),
 }

@@ -54,6 +54,13 @@ from core.chat_io import (
     confirm_buttons,
     reply,
 )
+from core.chat_staff import (
+    staff_command,
+    staff_goodwill,
+    staff_member,
+    staff_revert,
+    staff_reverse,
+)
 from core.conversation import attach, contact_mobile
 from core.models import ChatLink, ChatState, CodeState, CustomerType, HandledUpdate, Member
 from core.service import PointsService
@@ -275,8 +282,13 @@ class Chats:
 
     def linked_user(self, member_id: int) -> str | None:
         """The chat user (Telegram user id) linked to this member, if any."""
-        return self.db.run(lambda s: s.exec(select(ChatLink.channel_user).where(
-            ChatLink.member_id == member_id)).first(), write=False)
+        return self.db.run(lambda s: self.linked_in(Work(s, self.settings, self.service.clock()),
+                                                    member_id), write=False)
+
+    @staticmethod
+    def linked_in(work: Work, member_id: int) -> str | None:
+        return work.session.exec(select(ChatLink.channel_user).where(
+            ChatLink.member_id == member_id)).first()
 
     def step(self, channel_user: str) -> Step:
         def unit(session: Session) -> Step:
@@ -598,6 +610,10 @@ TRANSITIONS: dict[tuple[Step | None, str], Row] = {
     (Step.CODE, "text"): Row(code_hint),
     (ANY, "confirm"): Row(stale_button),
     (ANY, "resend"): Row(stale_button),
+    (ANY, "/member"): Row(staff_command(staff_member), members_only=False),
+    (ANY, "/goodwill"): Row(staff_command(staff_goodwill), members_only=False),
+    (ANY, "/revert"): Row(staff_command(staff_revert), members_only=False),
+    (ANY, "/reverse"): Row(staff_command(staff_reverse), members_only=False),
     (ANY, "junk"): Row(junk, members_only=False),
     (ANY, "text"): Row(not_understood, members_only=False),
 }
