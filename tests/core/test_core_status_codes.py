@@ -578,7 +578,7 @@ def _database_error_while_redeeming(env: Env) -> PointsError:
     try:
         with admin.begin() as connection:
             connection.execute(text(rename.format("redemption", "redemption_gone")))
-        with _captured("core.service") as records:
+        with _captured("core.redemption") as records:
             error = refusal(lambda: redeem(service, who, 200, external_reference="REF-903"))
         with admin.begin() as connection:
             connection.execute(text(rename.format("redemption_gone", "redemption")))
