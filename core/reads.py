@@ -90,9 +90,6 @@ class Reads(Engine):
         find = self._finder(who)
         return self.db.run(lambda s: view(find(s)), write=False)
 
-    def rules(self) -> RedemptionRules:
-        return redemption_rules(self.settings)
-
     def balance(self, who: str | MemberView) -> Balance:
         """The balance of the member an identifier names, or of a member read earlier
         (read again)."""

@@ -21,8 +21,10 @@ from core.delivery import CodeSender
 from core.imports import IMPORT_COLUMNS, Importing, ImportRejected, ImportResult, RowError
 from core.points_in import PointsIn
 from core.reads import Reads, view
-from core.redemption import Redeeming
+from core.redemption import TIME_FORMAT, Redeeming
 from core.results import (
+    CAN_REDEEM,
+    REDEEMED,
     Balance,
     CodeIssued,
     CodeToDeliver,
@@ -53,7 +55,8 @@ class PointsService(Reads, Redeeming, Reversing, PointsIn, Importing, StaffAudit
         self.clock = clock
 
 
-__all__ = ["IMPORT_COLUMNS", "Balance", "Clock", "CodeIssued", "CodeToDeliver", "HistoryItem",
-           "ImportRejected", "ImportResult", "Issued", "MemberView", "PointsService",
-           "Redeemable", "RedemptionResult", "RedemptionRules", "ReversalResult", "RowError",
-           "StaffLine", "new_id", "utcnow", "view"]
+__all__ = ["CAN_REDEEM", "IMPORT_COLUMNS", "REDEEMED", "TIME_FORMAT", "Balance", "Clock",
+           "CodeIssued", "CodeToDeliver", "HistoryItem", "ImportRejected", "ImportResult",
+           "Issued", "MemberView", "PointsService", "Redeemable", "RedemptionResult",
+           "RedemptionRules", "ReversalResult", "RowError", "StaffLine", "new_id", "utcnow",
+           "view"]
