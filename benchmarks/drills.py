@@ -1245,7 +1245,7 @@ def concurrent_guesses(url: str, guessers: int = 40, rounds: int = 1, seed: int 
                         service.redeem(target, points, wrong[i], transaction_number=f"G-{i}",
                                        external_reference=f"G-{uuid.uuid4().hex}")
                 except PointsError as error:
-                    return f"{error.code} {error.facts.get('reason', '')}".strip()
+                    return f"{error.code} {error.reason or ''}".strip()
                 except Exception as error:
                     return f"{type(error).__name__}: {error}"
                 return "accepted"

@@ -109,7 +109,8 @@ def service(transient_code: int = 815, *, delivers_codes: bool = False) -> Point
     except PointsError as error:
         if error.code != 815 or transient_code == 815:
             raise
-        raise PointsError(transient_code, error.detail, **error.facts) from error.__cause__
+        raise PointsError(transient_code, error.detail, reason=error.reason,
+                          **error.facts) from error.__cause__
     typer.echo(f"database: {engine.db.location()}", err=True)
     return engine
 

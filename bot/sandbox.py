@@ -329,7 +329,7 @@ async def _reset(update: Update, context: Context, staff: str) -> None:
     rt = runtime(context)
     key = user_key(update)
     playing = await core(rt.chats.member_id, key)
-    mobile = (await core(rt.service.member_by_id, playing)).mobile if playing else None
+    mobile = (await core(rt.service.member, playing)).mobile if playing else None
     try:
         members = await core(demo.reset, rt.service)
     except PointsError as error:  # 899: not a sandbox database; nothing was deleted

@@ -290,7 +290,7 @@ class SandboxTerminal:
         if member_id is None:
             return
         with contextlib.suppress(PointsError):
-            self.member = self.service.member_by_id(member_id)
+            self.member = self.service.member(member_id)
 
     # -- showing
 

@@ -30,7 +30,7 @@ from sqlmodel import Session, col, select
 from core import ledger
 from core.models import CodeState, Member, ValidationCode
 from core.settings import Settings
-from core.status import PointsError
+from core.status import PointsError, Reason, WrongCode
 
 
 def derive(settings: Settings, member_id: int, points: int, nonce: str) -> str:
@@ -69,13 +69,13 @@ def issue(session: Session, settings: Settings, member: Member, points: int,
     ).one()
     if sent_lately >= settings.otp_period_max_sends:
         raise PointsError(860, "too many validation codes were requested; try again later",
-                          reason="period_limit")
+                          reason=Reason.PERIOD_LIMIT)
     current = latest(session, member.id)
     if current is not None and current.state == CodeState.ACTIVE:
         if current.expires_at > now and current.points == points:
             if current.sends >= settings.otp_max_sends:
                 raise PointsError(860, f"this code was already sent {current.sends} times",
-                                  reason="send_limit")
+                                  reason=Reason.SEND_LIMIT)
             current.sends += 1
             session.add(current)
             return Issued(current, derive(settings, member.id, points, current.nonce), True)
@@ -101,8 +101,9 @@ def verify(session: Session, settings: Settings, member: Member, points: int, co
            now: datetime) -> ValidationCode:
     """The member's active code for `points` if `code` matches it; 808 otherwise.
 
-    A wrong entry counts against the code even though the request fails, so the refusal
-    asks for its writes to be kept (`commit=True`). The member's row lock is taken first
+    A wrong entry counts against the code even though the request fails: it raises
+    `WrongCode` after writing the attempt, and the caller's unit of work keeps those writes
+    (`Database.run(..., keep_writes_on=(WrongCode,))`). The member's row lock is taken first
     (at once when the caller holds it already), so the code is read after any concurrent
     comparison committed its count.
     """
@@ -110,19 +111,19 @@ def verify(session: Session, settings: Settings, member: Member, points: int, co
     ledger.lock(session, member.id)
     record = latest(session, member.id)
     if record is None:
-        raise PointsError(808, "no validation code was issued; ask for one", reason="none")
+        raise PointsError(808, "no validation code was issued; ask for one", reason=Reason.NONE)
     if record.state == CodeState.USED:
         raise PointsError(808, "this validation code was already used; ask for a new one",
-                          reason="used")
+                          reason=Reason.USED)
     if record.state == CodeState.VOIDED:
         raise PointsError(808, "this validation code is no longer valid; ask for a new one",
-                          reason="voided")
+                          reason=Reason.VOIDED)
     if record.expires_at <= now:
         raise PointsError(808, "this validation code has expired; ask for a new one",
-                          reason="expired")
+                          reason=Reason.EXPIRED)
     if record.points != points:
         raise PointsError(808, f"the validation code was issued for {record.points} points, "
-                               f"not {points}", reason="amount", code_points=record.points)
+                               f"not {points}", reason=Reason.AMOUNT, code_points=record.points)
     expected = derive(settings, member.id, points, record.nonce)
     # Compared as pyotp does (NFKC: full-width digits count), but only short ASCII text
     # can match: anything else (a lone surrogate, another script) is a wrong code.
@@ -136,11 +137,10 @@ def verify(session: Session, settings: Settings, member: Member, points: int, co
         record.state = CodeState.VOIDED
     session.add(record)
     if left <= 0:
-        raise PointsError(808, "too many wrong attempts: this validation code is void; "
-                               "ask for a new one", reason="attempts", attempts_left=0,
-                          commit=True)
-    raise PointsError(808, f"{left} attempt{'s' if left != 1 else ''} left", reason="wrong",
-                      attempts_left=left, commit=True)
+        raise WrongCode(808, "too many wrong attempts: this validation code is void; "
+                             "ask for a new one", reason=Reason.ATTEMPTS, attempts_left=0)
+    raise WrongCode(808, f"{left} attempt{'s' if left != 1 else ''} left", reason=Reason.WRONG,
+                    attempts_left=left)
 
 
 def use(session: Session, record: ValidationCode, redemption_id: str) -> None:

@@ -205,8 +205,13 @@ class Database:
             yield session
 
     def run(self, unit: Callable[[Session], T], *, write: bool = True,
-            transient_code: int = 815) -> T:
-        """Run `unit` in one transaction, again from the start after a transient failure."""
+            transient_code: int = 815,
+            keep_writes_on: tuple[type[PointsError], ...] = ()) -> T:
+        """Run `unit` in one transaction, again from the start after a transient failure.
+
+        A refusal rolls the transaction back, except one of `keep_writes_on`: then what the
+        unit wrote is committed and the refusal raised after (a wrong validation code's
+        counted attempt)."""
         deadline = None if self.lock_timeout is None else time.monotonic() + self.lock_timeout
         for attempt in range(1, self.retries + 1):
             try:
@@ -219,9 +224,7 @@ class Database:
                             {"ms": f"{left}ms"})
                     try:
                         return unit(session)
-                    except PointsError as refusal:
-                        if not refusal.commit:
-                            raise
+                    except keep_writes_on as refusal:
                         kept = refusal
                 raise kept
             except PointsError:

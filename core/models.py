@@ -46,9 +46,6 @@ class Source(StrEnum):
     REVERSAL = "reversal"
 
 
-ISSUING_SOURCES = (Source.EARN, Source.IMPORT, Source.GOODWILL)
-
-
 class CodeState(StrEnum):
     ACTIVE = "active"
     USED = "used"

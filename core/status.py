@@ -8,7 +8,8 @@ parameters, filled in by `message()`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 SUCCESS = 800
@@ -88,10 +89,6 @@ WHY: dict[int, str] = {
     888: "the wording of 899, so the two configuration codes read alike",
 }
 
-# The seed's own slip: 827 says 'is enabled' where it means 'is not enabled'.
-CORRECTED = {827: "the seed says 'is enabled' where it means 'is not enabled'"}
-
-
 def message(code: int, **params: Any) -> str:
     """The catalogue message of `code`, placeholders filled from `params`."""
     text = CATALOGUE[code]
@@ -122,19 +119,37 @@ class Status:
         return f"{self.code} {self.message}"
 
 
+class Reason(StrEnum):
+    """Why a validation code was refused (808, 860) or an external reference number was
+    (817): the case an entry point words its answer for."""
+
+    NONE = "none"  # no code was issued
+    USED = "used"
+    VOIDED = "voided"
+    EXPIRED = "expired"
+    AMOUNT = "amount"  # issued for other points
+    WRONG = "wrong"  # a wrong entry; attempts are left
+    ATTEMPTS = "attempts"  # a wrong entry that used the last attempt: the code is void
+    DELIVERY = "delivery"  # no channel delivered the code
+    PERIOD_LIMIT = "period_limit"  # OTP_PERIOD_MAX_SENDS reached
+    SEND_LIMIT = "send_limit"  # OTP_MAX_SENDS of this code reached
+    REFERENCE_CONFLICT = "reference_conflict"  # used for a different redemption
+
+
 class PointsError(Exception):
     """A refusal with a documented status code.
 
     `detail` is extra context for the person (for example how many attempts are left on a
-    validation code, or why an external reference number was refused); `facts` carries
-    machine-readable values an entry point may use (``attempts_left``, ``reason``).
+    validation code, or why an external reference number was refused); `reason` says which
+    case of the code it is, where a code has several (`Reason`); `facts` carries other
+    machine-readable values an entry point may use (``attempts_left``, ``remaining``) and
+    fills the message's placeholders.
     """
 
-    def __init__(self, code: int, detail: str = "", /, *, commit: bool = False,
+    def __init__(self, code: int, detail: str = "", /, *, reason: Reason | None = None,
                  **facts: Any) -> None:
         self.code = code
-        # Keep the writes made before the refusal (a wrong validation code still counts).
-        self.commit = commit
+        self.reason = reason
         self.facts: dict[str, Any] = facts
         self.detail = detail
         self.status = Status(code, message(code, **facts))
@@ -144,18 +159,10 @@ class PointsError(Exception):
         return f"{self.status}" + (f" ({self.detail})" if self.detail else "")
 
 
-@dataclass(frozen=True)
-class Refusal:
-    """A refusal as plain data, for results that report rather than raise."""
-
-    code: int
-    message: str
-    detail: str = ""
-    facts: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, error: PointsError) -> Refusal:
-        return cls(error.code, error.status.message, error.detail, dict(error.facts))
+class WrongCode(PointsError):
+    """808 for a wrong validation code: the attempt was counted (and, at the last one, the
+    code voided) before the refusal, and those writes must be kept: a unit of work that
+    compares a code runs with ``keep_writes_on=(WrongCode,)``."""
 
 
 class InputError(ValueError):

@@ -121,7 +121,7 @@ def test_the_idempotency_key_belongs_to_the_member_not_to_how_they_were_named(
                    ).code == 817
     assert refused(lambda: redeem(service, "9800000001", 300, txn="T-2", ref="EXT-1")
                    ).code == 817
-    assert service.balance_of(member.id).current_points == 700
+    assert service.balance(member).current_points == 700
     assert service.audit() == []
 
 

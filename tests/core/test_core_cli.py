@@ -345,7 +345,7 @@ def test_a_database_error_during_a_redemption_answers_903_with_an_error_id(
     found = re.fullmatch(rf"903 {re.escape(message(903))} \(error id (E\w+)\)", answer)
     assert found, result.stderr
     logged = [line for line in result.stderr.splitlines()[:-1] if found.group(1) in line]
-    assert logged and "ERROR core.service" in logged[0], result.stderr
+    assert logged and "ERROR core.redemption" in logged[0], result.stderr
     assert "Traceback" not in result.stderr
 
 

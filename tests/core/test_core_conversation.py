@@ -119,7 +119,7 @@ def test_balance_with_value_and_suggestions(env: Env) -> None:
     poor = env.add_member(service, points=99).mobile
     assert poor is not None
     assert service.balance(poor).suggestions == ()
-    assert service.balance_of(balance.member.id) == balance
+    assert service.balance(balance.member) == balance
 
 
 def test_member_of_transaction(env: Env) -> None:

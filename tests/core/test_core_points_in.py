@@ -217,15 +217,15 @@ def test_import_with_blank_status_keeps_fraud_flag_and_type(env: Env) -> None:
                          {"mobile": campaign.mobile, "current_points": 5,
                           "lifetime_points": 5}])
     assert service.import_csv(top_up).updated == 2
-    after = service.member_by_id(flagged.id)
+    after = service.member(flagged.id)
     assert (after.fraud_status, after.customer_type, after.current_points) == (
         "CONFIRMED", "loyalty", 110)
-    assert service.member_by_id(campaign.id).customer_type == "campaign"
+    assert service.member(campaign.id).customer_type == "campaign"
     cleared = member_csv([{"mobile": flagged.mobile, "fraud_status": "NOT_FRAUD"},
                           {"mobile": campaign.mobile, "type": "loyalty"}])
     service.import_csv(cleared)
-    assert service.member_by_id(flagged.id).fraud_status == "NOT_FRAUD"
-    assert service.member_by_id(campaign.id).customer_type == "loyalty"
+    assert service.member(flagged.id).fraud_status == "NOT_FRAUD"
+    assert service.member(campaign.id).customer_type == "loyalty"
     assert service.audit() == []
 
 

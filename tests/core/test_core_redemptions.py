@@ -92,7 +92,7 @@ def test_reference_reused_with_other_parameters_is_817(env: Env) -> None:
                     lambda: redeem(service, other, 300, txn="T-1", ref="EXT-1")):
         error = refused(attempt)
         assert error.code == 817
-        assert error.facts["reason"] == "reference_conflict"
+        assert error.reason == "reference_conflict"
         assert "different redemption" in error.detail
     assert service.balance(who).current_points == 700
     assert service.balance(other).current_points == 1000
@@ -240,7 +240,7 @@ def test_reverse_for_wrong_member_is_904(env: Env) -> None:
     assert refused(lambda: service.reverse(done.redemption_id,
                                            identifier="+919999999999")).code == 816
     assert service.balance(who).current_points == 700
-    assert service.balance_of(other.id).current_points == 1000
+    assert service.balance(other).current_points == 1000
     assert refused(lambda: service.reverse("RNOTATHING1")).code == 902
     assert service.audit() == []
 
@@ -266,8 +266,7 @@ def test_history_newest_first(env: Env) -> None:
     assert items[1].transaction_number == "T-A"
     assert items[3].points_reversed == 40
     assert [i.id for i in service.history(who, limit=2)] == [i.id for i in items[:2]]
-    member_id = service.member(who).id
-    assert service.history_of(member_id) == items
+    assert service.history(service.member(who)) == items
     assert service.history(env.add_member(service).mobile or "") == []
 
 

@@ -168,7 +168,7 @@ def _wrong_validation_code(env: Env) -> PointsError:
     who = env.add_member(service, points=900).mobile
     assert who is not None
     never_issued = refusal(lambda: redeem(service, who, 200, "123456"))
-    assert never_issued.code == 808 and never_issued.facts["reason"] == "none"
+    assert never_issued.code == 808 and never_issued.reason == "none"
     service.issue_validation_code(who, 200)
     good = env.sender.last_code()
     wrong = good[:-1] + str((int(good[-1]) + 1) % 10)
@@ -298,7 +298,7 @@ def _reference_reused(env: Env) -> PointsError:
                                   external_reference="no spaces")).code == 817
     error = refusal(lambda: redeem(service, who, 300, external_reference="REF-817",
                                    transaction_number="T-1"))
-    assert error.facts["reason"] == "reference_conflict"
+    assert error.reason == "reference_conflict"
     assert service.balance(who).current_points == 700
     return error
 
@@ -578,7 +578,7 @@ def _database_error_while_redeeming(env: Env) -> PointsError:
     try:
         with admin.begin() as connection:
             connection.execute(text(rename.format("redemption", "redemption_gone")))
-        with _captured("core.service") as records:
+        with _captured("core.redemption") as records:
             error = refusal(lambda: redeem(service, who, 200, external_reference="REF-903"))
         with admin.begin() as connection:
             connection.execute(text(rename.format("redemption_gone", "redemption")))

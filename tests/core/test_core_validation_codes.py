@@ -74,7 +74,7 @@ def test_code_is_bound_to_member(env: Env) -> None:
     if alice_code == bob_code:  # one chance in a million: nothing to tell apart
         pytest.skip("both members drew the same code")
     error = refused(lambda: redeem(service, bob.mobile or "", 200, alice_code, "R1"))
-    assert (error.code, error.facts["reason"]) == (808, "wrong")
+    assert (error.code, error.reason) == (808, "wrong")
     assert service.balance(bob.mobile).current_points == 900
     assert redeem(service, bob.mobile, 200, bob_code, "R2") == 700
     assert redeem(service, alice.mobile, 200, alice_code, "R3") == 700
@@ -88,7 +88,7 @@ def test_code_is_bound_to_amount(env: Env) -> None:
     code = env.sender.last_code()
     for points in (100, 300):
         error = refused(lambda points=points: service.is_redeemable(who, points, code))
-        assert (error.code, error.facts["reason"], error.facts["code_points"]) == (808,
+        assert (error.code, error.reason, error.facts["code_points"]) == (808,
                                                                                      "amount",
                                                                                      200)
         error = refused(lambda points=points: redeem(service, who, points, code, f"A{points}"))
@@ -108,7 +108,7 @@ def test_code_expires_after_ttl(env: Env) -> None:
     assert service.is_redeemable(who, 200, code).points == 200
     env.clock.advance(1)
     error = refused(lambda: redeem(service, who, 200, code, "EXP"))
-    assert (error.code, error.facts["reason"]) == (808, "expired")
+    assert (error.code, error.reason) == (808, "expired")
     assert service.balance(who).current_points == 900
     # Asking again after expiry issues a fresh code, which works.
     again = service.issue_validation_code(who, 200)
@@ -124,7 +124,7 @@ def test_code_is_used_once(env: Env) -> None:
     code = env.sender.last_code()
     assert redeem(service, who, 200, code, "ONCE-1") == 700
     error = refused(lambda: redeem(service, who, 200, code, "ONCE-2"))
-    assert (error.code, error.facts["reason"]) == (808, "used")
+    assert (error.code, error.reason) == (808, "used")
     assert refused(lambda: service.is_redeemable(who, 200, code)).code == 808
     assert service.balance(who).current_points == 700
     used = code_rows(service)
@@ -147,11 +147,11 @@ def test_wrong_entries_void_the_code(env: Env) -> None:
     assert service.is_redeemable(who, 200, code).points == 200
     # ... the third voids it, and then even the right code is refused.
     third = refused(lambda: redeem(service, who, 200, wrong(code), "W3"))
-    assert (third.code, third.facts["reason"], third.facts["attempts_left"]) == (808,
+    assert (third.code, third.reason, third.facts["attempts_left"]) == (808,
                                                                                    "attempts",
                                                                                    0)
     after = refused(lambda: redeem(service, who, 200, code, "W4"))
-    assert (after.code, after.facts["reason"]) == (808, "voided")
+    assert (after.code, after.reason) == (808, "voided")
     assert [row.state for row in code_rows(service)] == [CodeState.VOIDED]
     assert service.balance(who).current_points == 900
 
@@ -178,7 +178,7 @@ def test_same_amount_resends_same_code_until_max_sends(env: Env) -> None:
     sent = [m.code for m in env.sender.sent]
     assert len(sent) == 3 and len(set(sent)) == 1
     error = refused(lambda: service.issue_validation_code(who, 200))
-    assert (error.code, error.facts["reason"]) == (860, "send_limit")
+    assert (error.code, error.reason) == (860, "send_limit")
     assert len(env.sender.sent) == 3  # nothing sent past the limit
     rows = code_rows(service)
     assert [(r.state, r.sends) for r in rows] == [(CodeState.ACTIVE, 3)]
@@ -213,7 +213,7 @@ def test_period_limit_caps_codes_sent(env: Env) -> None:
     service.issue_validation_code(who, 100)  # a resend counts too
     service.issue_validation_code(who, 200)
     error = refused(lambda: service.issue_validation_code(who, 300))
-    assert (error.code, error.facts["reason"]) == (860, "period_limit")
+    assert (error.code, error.reason) == (860, "period_limit")
     assert refused(lambda: service.issue_validation_code(who, 200)).code == 860
     assert len(env.sender.sent) == 3
     # The cap is per member.
@@ -246,7 +246,7 @@ def test_every_sender_failing_leaves_no_code_pending(env: Env) -> None:
     who = env.add_member(service, points=900).mobile
     assert who is not None
     error = refused(lambda: service.issue_validation_code(who, 200))
-    assert (error.code, error.facts["reason"]) == (860, "delivery")
+    assert (error.code, error.reason) == (860, "delivery")
     rows = code_rows(service)
     assert [r.state for r in rows] == [CodeState.VOIDED]
     # No code could be guessed into use either: a redemption finds none active.

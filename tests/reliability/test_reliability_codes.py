@@ -43,7 +43,7 @@ def test_a_guesser_gets_attempts_tries_per_code_and_codes_per_period(
             try:
                 service.issue_validation_code(who, points)
             except PointsError as error:
-                assert (error.code, error.facts["reason"]) == (860, "period_limit")
+                assert (error.code, error.reason) == (860, "period_limit")
                 break
             real = sender.last_code()
             # Every candidate in order, as a guesser would; the real code is kept back
@@ -56,14 +56,14 @@ def test_a_guesser_gets_attempts_tries_per_code_and_codes_per_period(
                                    external_reference=f"G-{next(refs)}")
                 except PointsError as error:
                     assert error.code == 808
-                    if error.facts["reason"] not in ("wrong", "attempts"):
+                    if error.reason not in ("wrong", "attempts"):
                         break  # refused without looking at the guess: the code is dead
                     tries += 1
             evaluated.append(tries)
             with pytest.raises(PointsError) as dead:
                 service.redeem(who, points, real, transaction_number=f"G{n}",
                                external_reference=f"G-{next(refs)}")
-            assert (dead.value.code, dead.value.facts["reason"]) == (808, "voided")
+            assert (dead.value.code, dead.value.reason) == (808, "voided")
         assert evaluated == [ATTEMPTS] * CODES_A_PERIOD
         assert service.balance(who).current_points == 10_000
         # So a guesser's chance is at most ATTEMPTS in 10^DIGITS for each code, and
