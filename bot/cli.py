@@ -28,7 +28,7 @@ import typer
 from typer.core import TyperCommand
 from typer.models import CommandFunctionType
 
-from core.conversation import Conversations
+from core.chat import Chats
 from core.delivery import CodeMessage, RecordingSender
 from core.service import Balance, ImportRejected, PointsService
 from core.settings import load_settings, require_strong_key
@@ -213,7 +213,7 @@ def member(identifier: Member) -> None:
     """Show a member's profile, linked Telegram account and balance."""
     def look(s: PointsService) -> tuple[Balance, str | None]:
         found = s.balance(identifier)
-        return found, Conversations(s).linked_user(found.member.id)
+        return found, Chats(s).linked_user(found.member.id)
 
     balance, linked = run(look)
     m = balance.member

@@ -36,9 +36,9 @@ from prometheus_client.registry import Collector
 from telegram import Update
 
 from bot import logsafe
+from core.chat_io import Outcome
 from core.db import Database
 from core.delivery import CodeMessage, CodeSender
-from core.chat_io import Outcome
 from core.service import RedemptionResult
 from core.status import PointsError, Status
 

@@ -18,9 +18,10 @@ here runs unless one of those two asked for it. `build_sandbox_application` call
 - every message the bot sends is marked with `SANDBOX_MARK` (`Runtime.mark`; the codes the
   chat channel sends carry their own sandbox mark).
 
-These commands are tried before every other handler (group -2): each claims its update as
-every update is claimed (`bot.handlers.claim_update`: once only, private chats only) and
-stops there. Staff actions are recorded like the other staff commands' (`telegram:<id>`).
+These commands are tried before every other handler (group -2), in private chats only, and
+stop there: they are the sandbox's tools, not part of the chat use case (nothing in them
+needs exactly once). Staff actions are recorded like the other staff commands'
+(`telegram:<id>`).
 
 The sandbox database must not be the production one, and two layers see to it:
 `load_sandbox_settings` reads SANDBOX_DATABASE_URL (default
@@ -50,18 +51,17 @@ from telegram import Update
 from telegram.ext import Application, ApplicationHandlerStop, CommandHandler, filters
 from telegram.request import BaseRequest
 
-from bot import demo, handlers, replies
+from bot import demo, replies
 from bot.app import build_application
 from bot.runtime import Context, Runtime, core, runtime, say, user_key
 from bot.settings import BotSettings, load_bot_settings
-from bot.staff import authorised
 from core.service import PointsService
 from core.status import PointsError
 
 log = logging.getLogger(__name__)
 SANDBOX_MARK = "🧪 SANDBOX"
 DEFAULT_SANDBOX_DATABASE_URL = "sqlite:///sandbox-data/telegram.db"
-SANDBOX_GROUP = -2  # before claim_update (group -1) and the member handlers (group 0)
+SANDBOX_GROUP = -2  # before the chat use case (group 0)
 DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433,
                  "oracle": 1521}
 AS_USAGE = "Usage: /as MOBILE (or the number of a demo member, 1 to {count})"
@@ -267,9 +267,35 @@ def install(application: AnyApplication, *, mark: str = SANDBOX_MARK) -> None:
 # ---------------------------------------------------------------- the commands
 
 
+async def private(update: Update, context: Context) -> bool:
+    """Whether the update comes from a user in a private chat (a group is told to write
+    privately)."""
+    if update.effective_user is None or update.effective_chat is None:
+        return False
+    if update.effective_chat.type != "private":
+        await say(update, context, replies.PRIVATE_ONLY)
+        return False
+    return True
+
+
+async def authorised(update: Update, context: Context, action: str) -> str | None:
+    """The staff name of the sender, or None after refusing (logged and recorded in the
+    staff audit)."""
+    if not await private(update, context):
+        return None
+    assert update.effective_user is not None
+    user_id, rt = update.effective_user.id, runtime(context)
+    if rt.is_staff(user_id):
+        return f"telegram:{user_id}"
+    log.warning("refused sandbox /%s: not in STAFF_TELEGRAM_IDS", action)
+    await core(rt.service.record_staff_action, f"telegram:{user_id}", action,
+               " ".join(context.args or []), False, "not in STAFF_TELEGRAM_IDS")
+    await say(update, context, replies.STAFF_ONLY)
+    return None
+
+
 async def act_as(update: Update, context: Context) -> None:
     """/as MOBILE: staff play that member from now on (their own account is linked)."""
-    await handlers.claim_update(update, context)
     staff = await authorised(update, context, "as")
     if staff is not None:
         await _act_as(update, context, staff)
@@ -303,12 +329,11 @@ async def _act_as(update: Update, context: Context, staff: str) -> None:
 async def forget(update: Update, context: Context) -> None:
     """/forget: staff are a Telegram user who has not shared a number yet (to try /start
     and sharing the contact as a new member would)."""
-    await handlers.claim_update(update, context)
     staff = await authorised(update, context, "forget")
     if staff is not None:
         rt = runtime(context)
         await core(rt.chats.unlink, user_key(update))
-            await core(rt.service.record_staff_action, staff, "sandbox-forget", "", True,
+        await core(rt.service.record_staff_action, staff, "sandbox-forget", "", True,
                    "unlinked")
         await say(update, context, "This Telegram account is linked to no member now, like a "
                                    "new member's: /start to share a phone number.",
@@ -318,7 +343,6 @@ async def forget(update: Update, context: Context) -> None:
 
 async def reset(update: Update, context: Context) -> None:
     """/reset: the sandbox database emptied and the demo members seeded again."""
-    await handlers.claim_update(update, context)
     staff = await authorised(update, context, "reset")
     if staff is not None:
         await _reset(update, context, staff)
@@ -351,7 +375,8 @@ async def _reset(update: Update, context: Context, staff: str) -> None:
 
 async def show_demo(update: Update, context: Context) -> None:
     """/demo: who the demo members are, what each shows, and the sandbox rules."""
-    await handlers.claim_update(update, context)
+    if not await private(update, context):
+        raise ApplicationHandlerStop
     members = await core(demo.members, runtime(context).service)
     await say(update, context, demo.listing({m.mobile or "": m.current_points
                                              for m in members}))

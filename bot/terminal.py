@@ -537,7 +537,7 @@ def run_terminal(data_dir: Path, *, keep: bool = False, verbose: bool = False) -
         fresh = demo.seed_if_empty(service)
         # A kept database remembers the updates of the last session; this session's
         # stand-in numbers its updates from the start again.
-        Conversations(service).forget_updates(timedelta(0))
+        Chats(service).forget_updates(timedelta(0))
         readline_on = False
         if sys.stdin.isatty():
             with contextlib.suppress(ImportError):

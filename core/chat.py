@@ -28,7 +28,7 @@ import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
 from typing import TypeVar
 
@@ -58,13 +58,13 @@ from core.chat_staff import (
     staff_command,
     staff_goodwill,
     staff_member,
-    staff_revert,
     staff_reverse,
+    staff_revert,
 )
 from core.conversation import attach, contact_mobile
 from core.models import ChatLink, ChatState, CodeState, CustomerType, HandledUpdate, Member
 from core.service import PointsService
-from core.status import PointsError, Reason
+from core.status import PointsError, Reason, WrongCode
 from core.work import Work
 
 log = logging.getLogger(__name__)
@@ -215,11 +215,11 @@ class Chats:
     def attempt(self, chat: Chat, operation: Callable[[], T]) -> T:
         """Run an engine operation in a savepoint of the update's transaction: a refusal
         undoes what the operation wrote, except a wrong validation code, whose counted
-        attempt is kept (`codes.WrongCode`)."""
+        attempt is kept (`WrongCode`)."""
         savepoint = chat.work.session.begin_nested()
         try:
             result = operation()
-        except codes.WrongCode:
+        except WrongCode:
             savepoint.commit()
             raise
         except BaseException:
@@ -549,7 +549,7 @@ def redeem(chats: Chats, chat: Chat, code: str | None) -> Outcome:
             transaction_number=state.transaction_number or "",
             external_reference=state.external_reference or "",
             notes=f"chat user {chat.sender.user}"))
-    except codes.WrongCode as wrong:
+    except WrongCode as wrong:
         return Outcome((reply("code_refused", refusal=wrong, buttons=code_buttons(
             token, resend="new_code" if wrong.reason is Reason.ATTEMPTS else "resend")),))
     except PointsError as refusal:

@@ -151,7 +151,7 @@ def code_buttons(token: str, *, resend: str | None = "resend"
     """Resend (labelled `resend`: "resend" or "new_code"; None: no such button) and
     Cancel."""
     row = (Button(resend, f"r:{token}"),) if resend else ()
-    return (row + (Button("cancel", f"x:{token}"),),)
+    return ((*row, Button("cancel", f"x:{token}")),)
 
 
 __all__ = ["Button", "Command", "Contact", "DeliverCode", "Effect", "Input", "Keyboard",

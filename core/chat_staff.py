@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from core import ledger, limits, points_in, reads, reversal, rules, staff_audit
 from core.chat_io import Command, Input, Outcome, reply
 from core.status import InputError, PointsError
+from core.text import points_or, reference
 
 if TYPE_CHECKING:
     from core.chat import Chat, Chats
@@ -73,9 +74,9 @@ def staff_member(chats: Chats, chat: Chat, args: tuple[str, ...], staff: str) ->
 def staff_goodwill(chats: Chats, chat: Chat, args: tuple[str, ...], staff: str) -> Outcome:
     points = rules.parse_points(args[1], limit=limits.MAX_OPERATION_POINTS)
     ident = chats.service.identify(args[0])
-    why = points_in.goodwill_reason(" ".join(args[2:]))
+    why, who = points_in.goodwill_reason(" ".join(args[2:])), points_in.goodwill_staff(staff)
     member = ledger.find_member(chat.work.session, ident, lock=True)
-    issued = points_in.goodwill(chat.work, member, points, reason=why, staff=staff,
+    issued = points_in.goodwill(chat.work, member, points, reason=why, staff=who,
                                 target=ident.value)
     return Outcome((reply("goodwill_issued", issued=issued),))
 
@@ -83,19 +84,18 @@ def staff_goodwill(chats: Chats, chat: Chat, args: tuple[str, ...], staff: str) 
 def staff_revert(chats: Chats, chat: Chat, args: tuple[str, ...], staff: str) -> Outcome:
     """All the points redeemed on a transaction number: POINTS, when given, is checked
     against what is left (810); IDENTIFIER, when not given, is whoever redeemed on it."""
-    txn = args[0]
+    txn = reference(args[0], "the transaction number", code=811)
     points = rules.parse_points(args[1]) if len(args) >= 2 else None
     member = (ledger.find_member(chat.work.session, chats.service.identify(args[2]),
                                  lock=True) if len(args) == 3 else None)
-    result = reversal.revert(chat.work, member, reversal.transaction(txn), points,
-                             staff=staff)
+    result = reversal.revert(chat.work, member, txn, points, staff=staff)
     return Outcome((reply("reverted", result=result),))
 
 
 def staff_reverse(chats: Chats, chat: Chat, args: tuple[str, ...], staff: str) -> Outcome:
     """A redemption by its id, all that is left or some points."""
     result = reversal.reverse(chat.work, reversal.redemption_key(args[0]),
-                              reversal.reverse_points(args[1]) if len(args) == 2 else None,
+                              points_or(args[1], 901) if len(args) == 2 else None,
                               staff=staff)
     return Outcome((reply("reversed", result=result),))
 

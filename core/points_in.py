@@ -72,6 +72,22 @@ def goodwill(work: Work, member: Member, points: int, *, reason: str, staff: str
     return Issued(points, member.current_points, reference_)
 
 
+def goodwill_reason(reason: str | None) -> str:
+    """Why goodwill is given, as the ledger keeps it; refused when missing or too long."""
+    why = storable(reason or "").strip()
+    if not why or len(why) > 500:
+        raise InputError("goodwill needs a reason (up to 500 characters)")
+    return why
+
+
+def goodwill_staff(staff: str | None) -> str:
+    """Who gives goodwill, as the ledger keeps it; refused when missing or too long."""
+    who = storable(staff or "").strip()
+    if not who or len(who) > 128:
+        raise InputError("goodwill needs the name or id of the staff member giving it")
+    return who
+
+
 class PointsIn(Engine):
     """Earning and goodwill, the operations of `PointsService` that issue points."""
 
@@ -94,12 +110,7 @@ class PointsIn(Engine):
         """Member Care: goodwill points, recorded with who gave them and why."""
         amount = rules.parse_points(points, limit=limits.MAX_OPERATION_POINTS)
         ident = self.identify(identifier)
-        why = storable(reason or "").strip()
-        who = storable(staff or "").strip()
-        if not why or len(why) > 500:
-            raise InputError("goodwill needs a reason (up to 500 characters)")
-        if not who or len(who) > 128:
-            raise InputError("goodwill needs the name or id of the staff member giving it")
+        why, who = goodwill_reason(reason), goodwill_staff(staff)
 
         def unit(session: Session) -> Issued:
             member = ledger.find_member(session, ident, lock=True)

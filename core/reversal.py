@@ -113,6 +113,14 @@ def _reverse(work: Work, member: Member, parts: list[tuple[Redemption, int]], ki
                           sum(p for _, p in parts), member.current_points)
 
 
+def redemption_key(text: str) -> str:
+    """A redemption id or external reference number as typed, checked; 901 otherwise."""
+    key = (text or "").strip()
+    if not key or len(key) > 128 or not set(key) <= REFERENCE_CHARS:
+        raise PointsError(901)
+    return key
+
+
 class Reversing(Engine):
     """The reversal operations of `PointsService`."""
 
@@ -142,9 +150,7 @@ class Reversing(Engine):
                 staff: str | None = None, reason: str | None = None) -> ReversalResult:
         """Reverse a redemption by its id or external reference, all or part of what is left
         (901, 902, 904, 3802)."""
-        key = (redemption or "").strip()
-        if not key or len(key) > 128 or not set(key) <= REFERENCE_CHARS:
-            raise PointsError(901)
+        key = redemption_key(redemption)
         amount = None if points is None or points == "" else points_or(points, 901)
         ident = None
         if identifier:
