@@ -54,7 +54,7 @@ from sqlalchemy.pool import NullPool
 from sqlmodel import Session, col, select
 
 from benchmarks.common import DEFAULT_POSTGRES_URL, POSTGRES_ENV, postgres_database
-from core.conversation import Conversations
+from core.chat import Chats
 from core.models import ChatLink, ChatState, ImportBatch, LedgerEntry, Member, Redemption, Source
 from core.service import IMPORT_COLUMNS, ImportRejected, PointsService
 from core.settings import Settings, load_settings
@@ -750,11 +750,12 @@ def held_connections(url: str, held: int = 300, updates: int = 20, fd_limit: int
 
 # ---------------------------------------------------------------- hostile input into the bot
 
-STEPS = ("unlinked", "idle", "amount", "confirm", "code", "done")
+STEPS = ("unlinked", "menu", "amount", "confirm", "code")
 # Replies that mean the input was taken (a new amount, a code sent, a welcome...).
 ACCEPTED = ("Redeem ", "Welcome", "Validation Code Issued", "You have ", "Current points:",
             "Cancelled", "Your last redemptions", "No redemptions yet", "Member ", "Issued ",
-            "Reverted ", "Reversed ", "This redemption was already done", "🧪 SANDBOX CODE")
+            "Reverted ", "Reversed ", "This redemption was already done", "🧪 SANDBOX CODE",
+            "How many do you want")
 
 
 class ErrorWatch(logging.Handler):
@@ -782,19 +783,19 @@ def reply_kind(text: str) -> str | None:
     carries the help), "prompt" (a step's own question), "accepted"; None: unknown."""
     from bot import replies
 
-    found = re.match(r"^(?:This redemption was already done; nothing more was redeemed\.\n)?"
-                     r"(\d{3,4}) ", text)
+    found = re.match(r"^(?:This redemption was already done; nothing more was redeemed\.\n"
+                     r"|You cannot redeem points now\.\n)?(\d{3,4}) ", text)
     if found and int(found.group(1)) in CATALOGUE:
         return "accepted" if found.group(1) == "800" else "code"
     if text.startswith(ACCEPTED):  # a welcome carries the help too
         return "accepted"
     if replies.HELP in text:
         return "help"
-    prompts = (replies.ENTER_CODE, replies.CONFIRM_OR_CANCEL, replies.NOT_YOUR_CONTACT,
+    prompts = (replies.CONFIRM_OR_CANCEL, replies.NOT_YOUR_CONTACT,
                replies.PRIVATE_ONLY, replies.STAFF_ONLY, replies.NOTHING_TO_CANCEL,
                replies.ASK_CONTACT)
     if text in prompts or text.startswith(("Usage: /", replies.NOT_LINKED,
-                                           replies.VERIFIED_ELSEWHERE)):
+                                           replies.VERIFIED_ELSEWHERE, "Enter the ")):
         return "prompt"
     return None
 
@@ -864,8 +865,8 @@ class BotRig:
             link = session.get(ChatLink, key)
             state = session.get(ChatState, key)
             return ((link.member_id if link else None),
-                    (state.step, state.points, state.external_reference, state.data)
-                    if state else None)
+                    (state.step, state.points, state.external_reference,
+                     state.transaction_number, state.token) if state else None)
         return self.service.db.run(unit, write=False)
 
     def snapshot(self, step: str) -> tuple[Any, ...]:
@@ -877,19 +878,19 @@ class BotRig:
         user = self.users[step]
         key = str(user.id)
         link, state = self.chat_state(step)
-        current = state[0] if state else "idle"
+        current = state[0] if state else "menu"
         if step == "unlinked":
             if link is not None:
-                Conversations(self.service).unlink(key)
+                Chats(self.service).unlink(key)
             return
         if link is None or link != self.service.member(self.phones[step]).id:
             self.deliver(user.shares_contact(self.phones[step].lstrip("+")))
             link, state = self.chat_state(step)
-            current = state[0] if state else "idle"
+            current = state[0] if state else "menu"
         if current == step:
             return
         self.deliver(user.says("/cancel"))
-        if step == "idle":
+        if step == "menu":
             return
         if step == "amount":
             self.deliver(user.says("/redeem"))
@@ -898,10 +899,6 @@ class BotRig:
         if step == "confirm":
             return
         self.deliver(user.presses(self.stand_in.last_message(user.id), "Confirm"))
-        if step == "done":
-            codes = [m.group(1) for m in map(CODE_TEXT.search, self.stand_in.texts(user.id))
-                     if m]
-            self.deliver(user.says(codes[-1]))
         if self.chat_state(step)[1][0] != step:
             raise RuntimeError(f"could not put the chat into step {step}")
 
@@ -957,11 +954,18 @@ class BotRig:
 
 
 def _new_request(hostile: Hostile) -> bool:
-    from bot import replies
+    """Whether the input asks for a new redemption: an amount button, /redeem, or a bare
+    number typed at the menu."""
+    from core import rules
 
     if hostile.kind == "callback":
-        pressed = replies.parse_button(hostile.payload)
-        return pressed is not None and pressed.kind == "p"
+        return bool(re.fullmatch(r"p:[1-9][0-9]{0,11}", str(hostile.payload)))
+    if hostile.kind == "text" and hostile.step == "menu":
+        try:
+            rules.parse_points(str(hostile.payload))
+            return True
+        except PointsError:
+            return False
     return hostile.kind in ("text", "command") and bool(
         re.match(r"^/redeem(@\w+)?(\s|$)", str(hostile.payload)))
 
@@ -1366,7 +1370,7 @@ def contact_strategy(mobiles: list[str]) -> Any:
     )
 
 
-def contact_check(chats: Conversations, channel_user: str, contact: str
+def contact_check(chats: Chats, channel_user: str, contact: str
                   ) -> tuple[bool, list[str]]:
     """Share `contact` as `channel_user`: whether it linked the chat, and what went wrong
     (a link to anyone but the member whose mobile is the contact's international reading,
@@ -1399,7 +1403,7 @@ def contact_drill(url: str, examples: int = 300, seed: int = 7) -> Outcome:
     started = time.perf_counter()
     outcome = Outcome("contact numbers tried", database_name(url))
     service = PointsService(engine_settings(url))
-    chats = Conversations(service)
+    chats = Chats(service)
     mobiles = contact_members()
     linked: Counter[str] = Counter()
     try:

@@ -62,7 +62,9 @@ from core.chat_staff import (
     staff_revert,
 )
 from core.conversation import attach, contact_mobile
+from core.identifiers import Identifier, Kind
 from core.models import ChatLink, ChatState, CodeState, CustomerType, HandledUpdate, Member
+from core.results import MemberView
 from core.service import PointsService
 from core.status import PointsError, Reason, WrongCode
 from core.work import Work
@@ -252,6 +254,12 @@ class Chats:
 
     # -- links and housekeeping (staff tools, the sandbox)
 
+    def verify_contact(self, channel_user: str, phone: str) -> MemberView:
+        """What a shared contact does, on its own (the CLI, drills): link `channel_user` to
+        the enrolled member whose mobile `phone` is; the newest verification wins."""
+        return self.db.run(lambda s: reads.view(_verify(
+            Work(s, self.settings, self.service.clock()), channel_user, phone)))
+
     def link(self, channel_user: str, member_id: int) -> None:
         """Link without a contact (the sandbox's `/as`): whoever else was linked to the
         member is unlinked, and the chat starts at the menu."""
@@ -360,7 +368,8 @@ def verify(chats: Chats, chat: Chat, given: Input) -> Outcome:
         log.info("a chat user shared a contact that is not their own")
         return Outcome((reply("not_your_contact", keyboard=Keyboard.CONTACT),))
     try:
-        member = chats.attempt(chat, lambda: _verify(chat, given.number))
+        member = chats.attempt(chat, lambda: _verify(chat.work, chat.sender.user,
+                                                     given.number))
     except PointsError as refusal:
         return Outcome((reply("contact_refused", refusal=refusal, keyboard=Keyboard.REMOVE),))
     chat.member, chat.replaced = member, False
@@ -369,19 +378,19 @@ def verify(chats: Chats, chat: Chat, given: Input) -> Outcome:
                           keyboard=Keyboard.MENU),))
 
 
-def _verify(chat: Chat, number: str) -> Member:
-    from core.identifiers import Identifier, Kind
-
+def _verify(work: Work, channel_user: str, number: str) -> Member:
+    """Link `channel_user` to the enrolled member whose mobile `number` is (read as
+    international only: 802 when it is not a valid number so read)."""
     mobile = contact_mobile(number)
     if mobile is None:
         raise PointsError(802)
-    member = ledger.find_member(chat.work.session, Identifier(Kind.MOBILE, mobile), lock=True)
+    member = ledger.find_member(work.session, Identifier(Kind.MOBILE, mobile), lock=True)
     if member.customer_type == CustomerType.CAMPAIGN:
         raise PointsError(686)
     if member.customer_type != CustomerType.LOYALTY:
         raise PointsError(881)
     assert member.id is not None
-    attach(chat.work.session, chat.sender.user, member.id, chat.work.now)
+    attach(work.session, channel_user, member.id, work.now)
     return member
 
 

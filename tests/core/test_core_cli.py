@@ -19,7 +19,7 @@ from points_harness import member_csv
 from typer.testing import CliRunner, Result
 
 from bot.cli import app
-from core.conversation import Conversations
+from core.chat import Chats
 from core.db import Database
 from core.service import PointsService
 from core.settings import load_settings
@@ -80,7 +80,7 @@ def test_the_commands_end_to_end(db_url: str, tmp_path: Path) -> None:
     assert f"mobile {ASHA}" in shown and "type loyalty" in shown
     assert "linked Telegram account -\n" in shown
     service = PointsService(load_settings(_env_file=None, database_url=db_url))
-    Conversations(service).verify_contact("5550001", ASHA.lstrip("+"))
+    Chats(service).verify_contact("5550001", ASHA.lstrip("+"))
     service.db.dispose()
     assert "linked Telegram account 5550001\n" in cli("member", ASHA).stdout
 

@@ -23,12 +23,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 from sqlmodel.sql.sqltypes import UTCDateTime
 
-from core.conversation import Conversations, State
+from core.chat import Chats, Step
+from core.chat_io import Command, Sender, Start
 from core.db import MIGRATIONS, Database
 from core.models import ChatLink
 from core.service import PointsService
 from core.settings import load_settings
 from core.status import PointsError
+
+
+def was_replaced(chats: Chats, user: str) -> bool:
+    """Whether /start tells `user` their account was unlinked by a newer verification."""
+    outcome = chats.handle(Sender(user), f"start:{uuid.uuid4()}", Start())
+    return [r.key for r in outcome.replies] == ["verified_elsewhere"]
 
 
 def refused(action: Callable[[], object]) -> PointsError:
@@ -40,7 +47,7 @@ def refused(action: Callable[[], object]) -> PointsError:
 def test_verify_contact_links_an_enrolled_member(env: Env) -> None:
     service = env.service()
     asha = env.add_member(service, mobile="+919876543210", points=10)
-    chats = Conversations(service)
+    chats = Chats(service)
     assert chats.member_id("tg:1") is None
     # Telegram sends the number in international form, usually without the plus.
     for phone in ("919876543210", "+91 98765 43210"):
@@ -57,7 +64,7 @@ def test_verify_contact_refusals(env: Env) -> None:
     service = env.service()
     env.add_member(service, mobile="+919876543211", customer_type="campaign")
     env.add_member(service, mobile="+919876543212", customer_type="non_loyalty")
-    chats = Conversations(service)
+    chats = Chats(service)
     assert refused(lambda: chats.verify_contact("tg:2", "12")).code == 802
     assert refused(lambda: chats.verify_contact("tg:2", "+919999999999")).code == 816
     assert refused(lambda: chats.verify_contact("tg:2", "+919876543211")).code == 686
@@ -68,42 +75,55 @@ def test_verify_contact_refusals(env: Env) -> None:
 def test_link_without_contact(env: Env) -> None:
     service = env.service()
     member = env.add_member(service)
-    chats = Conversations(service)
+    chats = Chats(service)
     assert refused(lambda: chats.link("tg:3", member.id + 100)).code == 816
     chats.link("tg:3", member.id)
     chats.link("tg:3", member.id)  # linking twice is harmless
     assert chats.member_id("tg:3") == member.id
 
 
-def test_state_round_trip(env: Env) -> None:
+def test_the_step_is_kept_in_the_database(env: Env) -> None:
     service = env.service()
-    chats = Conversations(service)
-    assert chats.state("tg:4") == State()
-    chats.save("tg:4", State("confirm", 300, "EXT-4", "x" * 2500))
-    saved = chats.state("tg:4")
-    assert (saved.step, saved.points, saved.external_reference) == ("confirm", 300, "EXT-4")
-    assert saved.data == "x" * 2000  # kept to the column's width
-    chats.save("tg:4", State())
-    assert chats.state("tg:4") == State()
-    # Another service on the same database (another worker) sees the same state.
-    assert Conversations(env.service()).state("tg:4") == State()
+    chats = Chats(service)
+    chats.link("tg:4", env.add_member(service, points=2000).id)
+    assert chats.step("tg:4") is Step.MENU
+    outcome = chats.handle(Sender("tg:4"), "u:1", Command("redeem", ("500",)))
+    assert [r.key for r in outcome.replies] == ["summary"]
+    # Another service on the same database (another worker) sees the same step.
+    assert Chats(env.service()).step("tg:4") is Step.CONFIRM
+    chats.handle(Sender("tg:4"), "u:2", Command("cancel"))
+    assert Chats(env.service()).step("tg:4") is Step.MENU
 
 
 def test_each_update_is_claimed_once(env: Env) -> None:
     service = env.service()
-    chats = Conversations(service)
-    assert chats.first_delivery("update:1")
-    assert not chats.first_delivery("update:1")
-    assert not Conversations(env.service()).first_delivery("update:1")
+    chats = Chats(service)
+    chats.link("tg:5", env.add_member(service, points=2000).id)
+
+    def handled(key: str) -> bool:
+        return not chats.handle(Sender("tg:5"), key, Command("redeem")).duplicate
+
+    assert handled("update:1")
+    assert not handled("update:1")
+    assert Chats(env.service()).handle(Sender("tg:5"), "update:1", Command("redeem")).duplicate
     long_key = "k" * 100
-    assert chats.first_delivery(long_key)
-    assert not chats.first_delivery(long_key)
+    assert handled(long_key)
+    assert not handled(long_key)
     env.clock.advance(3600)
-    assert chats.first_delivery("update:2")
+    assert handled("update:2")
     chats.forget_updates(timedelta(minutes=30))
     # The old claim is forgotten, the recent one kept.
-    assert chats.first_delivery("update:1")
-    assert not chats.first_delivery("update:2")
+    assert handled("update:1")
+    assert not handled("update:2")
+
+
+def test_read_only_updates_claim_nothing(env: Env) -> None:
+    service = env.service()
+    chats = Chats(service)
+    chats.link("tg:6", env.add_member(service, points=2000).id)
+    for _ in range(2):  # the same update twice: a read answers both times
+        outcome = chats.handle(Sender("tg:6"), "update:9", Command("balance"))
+        assert not outcome.duplicate and [r.key for r in outcome.replies] == ["balance"]
 
 
 def test_balance_with_value_and_suggestions(env: Env) -> None:
@@ -159,7 +179,7 @@ def test_a_contact_is_read_as_international_only(env: Env) -> None:
     a member's Indian mobile read locally, is not welcomed as that member."""
     service = env.service(default_phone_region="IN")
     asha = env.add_member(service, mobile="+919800000001", points=900)
-    chats = Conversations(service)
+    chats = Chats(service)
     for stranger in ("9800000001", "+9800000001", "09800000001", "00919800000001",
                      " 98000 00001 "):
         assert refused(lambda s=stranger: chats.verify_contact("tg:9", s)).code == 802
@@ -193,7 +213,7 @@ def test_any_contact_links_nothing_or_exactly_its_international_reading(env: Env
     service = env.service(default_phone_region="IN")
     for mobile in CONTACT_MEMBERS:
         env.add_member(service, mobile=mobile)
-    chats = Conversations(service)
+    chats = Chats(service)
 
     @settings(max_examples=150, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow])
@@ -217,25 +237,25 @@ def test_any_contact_links_nothing_or_exactly_its_international_reading(env: Env
 def test_the_newest_verification_wins_and_the_older_chat_is_told(env: Env) -> None:
     service = env.service()
     asha = env.add_member(service, mobile="+919876543210", points=10)
-    chats = Conversations(service)
+    chats = Chats(service)
     chats.verify_contact("tg:old", "919876543210")
     assert chats.linked_user(asha.id) == "tg:old"
     env.clock.advance(60)
     chats.verify_contact("tg:new", "919876543210")  # the number was recycled, say
     assert (chats.member_id("tg:new"), chats.member_id("tg:old")) == (asha.id, None)
-    assert chats.member("tg:old") is None
-    assert chats.was_replaced("tg:old") and not chats.was_replaced("tg:new")
+    assert chats.member_id("tg:old") is None
+    assert was_replaced(chats, "tg:old") and not was_replaced(chats, "tg:new")
     assert chats.linked_user(asha.id) == "tg:new"
     # Verifying again takes the member back, and the other chat is the one unlinked.
     chats.verify_contact("tg:old", "+919876543210")
     assert (chats.member_id("tg:old"), chats.member_id("tg:new")) == (asha.id, None)
-    assert not chats.was_replaced("tg:old") and chats.was_replaced("tg:new")
+    assert not was_replaced(chats, "tg:old") and was_replaced(chats, "tg:new")
     # The sandbox's /as links the same way.
     chats.link("tg:staff", asha.id)
-    assert chats.linked_user(asha.id) == "tg:staff" and chats.was_replaced("tg:old")
+    assert chats.linked_user(asha.id) == "tg:staff" and was_replaced(chats, "tg:old")
     # A chat never linked, or unlinked by hand, was not replaced.
     chats.unlink("tg:staff")
-    assert not chats.was_replaced("tg:staff") and not chats.was_replaced("tg:never")
+    assert not was_replaced(chats, "tg:staff") and not was_replaced(chats, "tg:never")
     assert chats.linked_user(asha.id) is None
 
 
@@ -280,12 +300,12 @@ def test_the_migration_keeps_each_members_newest_link(db_url: str) -> None:
     old.dispose()
     service = PointsService(load_settings(_env_file=None, database_url=db_url))
     try:
-        chats = Conversations(service)
+        chats = Chats(service)
         assert [chats.member_id(f"tg:{n}") for n in (1, 2, 3, 4)] == [None, 1, None, 2]
-        assert [chats.was_replaced(f"tg:{n}") for n in (1, 2, 3, 4)] == [True, False, True,
-                                                                         False]
+        assert [was_replaced(chats, f"tg:{n}") for n in (1, 2, 3, 4)] == [True, False, True,
+                                                                          False]
         assert (chats.linked_user(1), chats.linked_user(2)) == ("tg:2", "tg:4")
         chats.verify_contact("tg:1", "919800000001")
-        assert (chats.linked_user(1), chats.was_replaced("tg:2")) == ("tg:1", True)
+        assert (chats.linked_user(1), was_replaced(chats, "tg:2")) == ("tg:1", True)
     finally:
         service.db.dispose()

@@ -18,7 +18,7 @@ from bot import demo
 from bot.sandbox import build_sandbox_application, load_sandbox_settings, sandbox_overrides
 from bot.settings import BotSettings, load_bot_settings
 from bot.standin import StandInRequest
-from core.conversation import Conversations
+from core.chat import Chats
 from core.delivery import RecordingSender
 from core.service import PointsService
 from core.status import PointsError
@@ -61,7 +61,7 @@ def outcome(service: PointsService, sender: RecordingSender, mobile: str, action
     the way the bot calls it."""
     try:
         if action == "contact":
-            Conversations(service).verify_contact("5550001", mobile.lstrip("+"))
+            Chats(service).verify_contact("5550001", mobile.lstrip("+"))
             return 0  # linked: no refusal
         checked = service.is_redeemable(mobile, points)
         service.issue_validation_code(mobile, checked.points)

@@ -35,18 +35,18 @@ def test_a_staff_user_redeems_with_the_code_from_the_chat_then_breaks_a_rule(
     assert "You are now Asha Rao (+919800000001)" in screen
     assert child.after == PROMPT and "Asha Rao" in screen.splitlines()[-1] + child.after
 
-    child.sendline(number_of(screen, "Balance"))  # the keyboard's Balance button
+    child.sendline(letter_of(screen, "Balance"))  # the keyboard's Balance button
     screen = until_prompt(child)
     assert "Current points: 3,000 (worth 3000.00)" in screen
 
-    child.sendline(number_of(screen, "Redeem"))
+    child.sendline(letter_of(screen, "Redeem"))
     screen = until_prompt(child)
     assert "How many do you want to redeem?" in screen
     child.sendline("500")
     screen = until_prompt(child)
     assert "Redeem 500 points worth 500.00?" in screen
 
-    child.sendline(number_of(screen, "Confirm"))
+    child.sendline(letter_of(screen, "Confirm"))
     screen = until_prompt(child)
     assert "SANDBOX CODE" in screen
     code = re.search(r"Your validation code is (\d{6})", screen)
@@ -77,10 +77,10 @@ def test_a_staff_user_redeems_with_the_code_from_the_chat_then_breaks_a_rule(
     assert "Traceback" not in str(child.before)
 
 
-def number_of(screen: str, label: str) -> str:
-    """The number shown before the button `label` on this screen (the last one shown)."""
-    found = re.findall(rf"\[(\d+)\] (?:📱 )?{re.escape(label)}", screen)
-    assert found, f"no [N] {label} on screen:\n{screen}"
+def letter_of(screen: str, label: str) -> str:
+    """The letter shown before the button `label` on this screen (the last one shown)."""
+    found = re.findall(rf"\[([a-z]+)\] (?:📱 )?{re.escape(label)}", screen)
+    assert found, f"no [letter] {label} on screen:\n{screen}"
     return str(found[-1])
 
 
@@ -106,7 +106,7 @@ def test_other_members_the_contact_button_as_reset_and_ctrl_c(tmp_path: Path) ->
     child.sendline("/as 1")
     until_prompt(child)
     child.sendline("/redeem 500")
-    child.sendline(number_of(until_prompt(child), "Confirm"))
+    child.sendline(letter_of(until_prompt(child), "Confirm"))
     child.sendline("000000")  # wrong (or, once in a million, right: then 800)
     screen = until_prompt(child) + until_prompt(child)
     assert re.search(r"808 Unable to redeem. Validation code is invalid|800 Points", screen)
@@ -134,7 +134,7 @@ def test_a_first_visit_shares_the_contact_with_one_keystroke(tmp_path: Path) -> 
     child.sendline("/balance")
     screen = until_prompt(child)
     assert "First share your phone number" in screen
-    share = number_of(screen, "Share my phone number")
+    share = letter_of(screen, "Share my phone number")
     assert "(Ravi Kumar, +919800000002)" in screen
     child.sendline(share)
     screen = until_prompt(child)
