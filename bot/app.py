@@ -137,7 +137,7 @@ def build_application(settings: BotSettings, service: PointsService | None = Non
     owned = service is None
     engine = service or PointsService(settings, senders=make_senders(settings))
     threads = Threads(settings.bot_engine_threads, settings.bot_delivery_threads)
-    metrics.watch_database(engine.db)
+    metrics.watch_database(engine)
     processor = ObservedUpdateProcessor(settings.bot_concurrent_updates,
                                         settings.chat_queue_max, threads)
     metrics.watch_queues(processor)
@@ -203,7 +203,7 @@ async def _post_init(application: Application[Any, Any, Any, Any, Any, Any]) -> 
 def announce_database(rt: Runtime) -> None:
     """Log where the database is, and warn when it holds no members (a wrong DATABASE_URL,
     or a relative SQLite path started from another directory)."""
-    location = rt.service.db.location()
+    location = rt.service.location()
     log.info("database: %s", location)
     try:
         members = rt.service.member_count()
@@ -239,7 +239,7 @@ async def _forget_old_updates(application: Application[Any, Any, Any, Any, Any, 
 
 async def _dispose_engine(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     rt: Runtime = application.bot_data["runtime"]
-    rt.service.db.dispose()
+    rt.service.close()
 
 
 def serve(application: Application[Any, Any, Any, Any, Any, Any],

@@ -111,7 +111,7 @@ def service(transient_code: int = 815, *, delivers_codes: bool = False) -> Point
             raise
         raise PointsError(transient_code, error.detail, reason=error.reason,
                           **error.facts) from error.__cause__
-    typer.echo(f"database: {engine.db.location()}", err=True)
+    typer.echo(f"database: {engine.location()}", err=True)
     return engine
 
 
@@ -122,7 +122,7 @@ def warn_if_empty(engine: PointsService) -> None:
     except Exception:  # the refusal itself is what the operator needs to see
         return
     if empty:
-        typer.echo(f"warning: the database ({engine.db.location()}) holds no members: is "
+        typer.echo(f"warning: the database ({engine.location()}) holds no members: is "
                    "DATABASE_URL right? (a relative sqlite:/// path is relative to the "
                    "current directory)", err=True)
 

@@ -23,7 +23,6 @@ from decimal import Decimal
 from typing import Any
 
 from core import sandbox as sandbox_db
-from core.db import Database
 from core.delivery import RecordingSender
 from core.service import IMPORT_COLUMNS, MemberView, PointsService
 from core.status import PointsError
@@ -224,16 +223,16 @@ def seed_if_empty(service: PointsService) -> bool:
     return True
 
 
-def wipe(db: Database) -> None:
+def wipe(service: PointsService) -> None:
     """Delete every row of every table but the sandbox mark (the schema and its migrations
     stay); 899 for a database with members and no sandbox mark."""
-    sandbox_db.wipe(db)
+    sandbox_db.wipe(service.db)
 
 
 def reset(service: PointsService) -> list[MemberView]:
     """Empty the sandbox database and seed the demo members again; 899 (and nothing
     changed) for a database with members and no sandbox mark."""
-    wipe(service.db)
+    wipe(service)
     return seed(service)
 
 

@@ -37,9 +37,8 @@ from telegram import Update
 
 from bot import logsafe
 from core.chat_io import Outcome
-from core.db import Database
 from core.delivery import CodeMessage, CodeSender
-from core.service import RedemptionResult
+from core.service import PointsService, RedemptionResult
 from core.status import PointsError, Status
 
 log = logging.getLogger(__name__)
@@ -215,10 +214,10 @@ def _database_event(event: str, reason: str) -> None:
         DB_RETRIES.labels(reason).inc()
 
 
-def watch_database(db: Database) -> None:
-    """Count `db`'s retries and transient failures (once, however often it is called)."""
-    if _database_event not in db.observers:
-        db.observers.append(_database_event)
+def watch_database(service: PointsService) -> None:
+    """Count the engine's database retries and transient failures (once, however often it
+    is called)."""
+    service.watch(_database_event)
 
 
 # ---------------------------------------------------------------- per-chat queues

@@ -36,17 +36,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import ipaddress
 import logging
-import os
-import socket
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from pydantic import ValidationError
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
 from telegram import Update
 from telegram.ext import Application, ApplicationHandlerStop, CommandHandler, filters
 from telegram.request import BaseRequest
@@ -55,6 +49,7 @@ from bot import demo, replies
 from bot.app import build_application
 from bot.runtime import Context, Runtime, core, runtime, say, user_key
 from bot.settings import BotSettings, load_bot_settings
+from core.sandbox import safe_url, same_database
 from core.service import PointsService
 from core.status import PointsError
 
@@ -62,8 +57,7 @@ log = logging.getLogger(__name__)
 SANDBOX_MARK = "🧪 SANDBOX"
 DEFAULT_SANDBOX_DATABASE_URL = "sqlite:///sandbox-data/telegram.db"
 SANDBOX_GROUP = -2  # before the chat use case (group 0)
-DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433,
-                 "oracle": 1521}
+
 AS_USAGE = "Usage: /as MOBILE (or the number of a demo member, 1 to {count})"
 
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
@@ -77,112 +71,6 @@ class SandboxSettings(BotSettings):
 
 
 # ---------------------------------------------------------------- settings
-
-
-def same_database(first: str, second: str) -> bool:
-    """Whether two database URLs may name the same database, compared by identity, not
-    spelling. SQLite: the same real file (relative paths, `./`, `..` and symlinks
-    resolved; hard links by inode). A server: the same database name on the same server,
-    where a host is its addresses (names resolved; localhost, 127.0.0.1, ::1, this
-    machine's own names and a Unix socket are all the local server), a missing port is the
-    default one (5432 for PostgreSQL), and `?host=...&port=...&dbname=...` in the query
-    counts as much as the URL's own parts. When in doubt (a URL that does not parse), two
-    URLs are the same if their text is."""
-    try:
-        a, b = make_url(first.strip()), make_url(second.strip())
-    except (ArgumentError, ValueError):
-        return first.strip() == second.strip()
-    backend_a, backend_b = a.get_backend_name(), b.get_backend_name()
-    if backend_a != backend_b:
-        return False
-    if backend_a == "sqlite":
-        return _same_sqlite_file(a, b)
-    return _database_name(a) == _database_name(b) and bool(_servers(a) & _servers(b))
-
-
-def _same_sqlite_file(a: URL, b: URL) -> bool:
-    name_a, name_b = _sqlite_path(a.database), _sqlite_path(b.database)
-    if name_a is None or name_b is None:  # memory: never shared by two processes
-        return name_a == name_b
-    path_a, path_b = Path(name_a).expanduser(), Path(name_b).expanduser()
-    with contextlib.suppress(OSError):
-        if path_a.exists() and path_b.exists():
-            return os.path.samefile(path_a, path_b)
-    return path_a.resolve() == path_b.resolve()
-
-
-def _sqlite_path(database: str | None) -> str | None:
-    """The file a SQLite URL's database part names (a `file:` URI's path), or None for
-    memory."""
-    if not database or database == ":memory:":
-        return None
-    if database.startswith("file:"):
-        path = urlsplit(database).path
-        return None if not path or path == ":memory:" else path
-    return database
-
-
-def _query(url: URL, name: str) -> list[str]:
-    """A query parameter's values, comma-separated lists split (libpq's multiple hosts)."""
-    value = url.query.get(name)
-    values = [value] if isinstance(value, str) else list(value or ())
-    return [part.strip() for v in values for part in v.split(",") if part.strip()]
-
-
-def _database_name(url: URL) -> str:
-    """The database's name; libpq's default is the user's name."""
-    return (url.database or next(iter(_query(url, "dbname")), "")
-            or url.username or next(iter(_query(url, "user")), ""))
-
-
-def _servers(url: URL) -> set[tuple[str, int]]:
-    """The (address, port) pairs the URL may reach; the local server as ("local", port)."""
-    hosts = [url.host] if url.host else _query(url, "host") or [""]
-    ports = [url.port] if url.port else [int(p) for p in _query(url, "port") if p.isdecimal()]
-    default = DEFAULT_PORTS.get(url.get_backend_name(), 0)
-    found: set[tuple[str, int]] = set()
-    for index, host in enumerate(hosts):
-        port = ports[min(index, len(ports) - 1)] if ports else default
-        found |= {(address, port) for address in _addresses(host)}
-    return found
-
-
-def _addresses(host: str) -> set[str]:
-    """Where `host` leads: {"local"} for this machine (no host, a Unix socket directory, a
-    loopback or own address), else its resolved addresses, else its name in lower case."""
-    name = host.strip().strip("[]").lower()
-    if not name or name.startswith("/") or name.startswith("@"):
-        return {"local"}
-    resolved = _resolve(name)
-    if resolved & _local_addresses() or any(_is_loopback(a) for a in resolved):
-        return {"local"}
-    return resolved or {name}
-
-
-def _resolve(name: str) -> set[str]:
-    try:
-        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError):
-        return set()
-    return {str(info[4][0]).split("%")[0] for info in infos}
-
-
-def _is_loopback(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
-
-
-def _local_addresses() -> set[str]:
-    """The addresses this machine's own names resolve to."""
-    names = {socket.gethostname(), "localhost"}
-    with contextlib.suppress(OSError):
-        names.add(socket.getfqdn())
-    found: set[str] = set()
-    for name in names:
-        found |= _resolve(name)
-    return found
 
 
 def sandbox_overrides(database_url: str) -> dict[str, Any]:
@@ -204,7 +92,7 @@ def load_sandbox_settings(**overrides: Any) -> BotSettings:
     url = raw.sandbox_database_url.strip() or DEFAULT_SANDBOX_DATABASE_URL
     if same_database(url, raw.database_url):
         raise PointsError(899, "SANDBOX_DATABASE_URL is the production DATABASE_URL "
-                               f"({_safe(raw.database_url)}): the sandbox seeds demo members "
+                               f"({safe_url(raw.database_url)}): the sandbox seeds demo members "
                                "and /reset empties its database, so it needs a database of "
                                "its own. Set SANDBOX_DATABASE_URL to another database")
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
@@ -225,13 +113,6 @@ def private_directory(path: Path) -> None:
         path.chmod(0o700)
 
 
-def _safe(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (ArgumentError, ValueError):
-        return "the same URL"
-
-
 # ---------------------------------------------------------------- the application
 
 
@@ -245,7 +126,7 @@ def build_sandbox_application(settings: BotSettings, service: PointsService | No
     if demo.seed_if_empty(engine):
         log.info("sandbox database seeded with %d demo members", len(demo.DEMO_MEMBERS))
     log.info("SANDBOX MODE: database %s, codes sent in the chat, /as /forget /reset for "
-             "staff", _safe(settings.database_url))
+             "staff", safe_url(settings.database_url))
     if not settings.staff_ids:
         log.warning("STAFF_TELEGRAM_IDS is empty: nobody can use /as, /forget or /reset")
     install(application, mark=mark)

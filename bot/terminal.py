@@ -213,7 +213,7 @@ class SandboxTerminal:
             self.thread.join(timeout=10)
         if not self.loop.is_running():
             self.loop.close()
-        self.service.db.dispose()
+        self.service.close()
 
     # -- talking to the bot
 

@@ -45,7 +45,6 @@ from types import TracebackType
 from typing import Any, cast
 
 import tornado.web
-from sqlalchemy import text
 from telegram import Update
 from telegram.ext import Application
 from tornado import httputil
@@ -234,7 +233,7 @@ class HealthEndpoint(Endpoint):
 
 
 def _ping(rt: Runtime) -> None:
-    rt.service.db.run(lambda s: s.connection().execute(text("SELECT 1")).all(), write=False)
+    rt.service.ping()
 
 
 # ---------------------------------------------------------------- the bounded server

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from core.db import Database
+from sqlalchemy import text
+
+from core.db import Database, DbObserver
 from core.delivery import CodeSender
 from core.imports import IMPORT_COLUMNS, Importing, ImportRejected, ImportResult, RowError
 from core.points_in import PointsIn
@@ -53,6 +55,25 @@ class PointsService(Reads, Redeeming, Reversing, PointsIn, Importing, StaffAudit
         self.db.migrate()
         self.senders = list(senders)
         self.clock = clock
+
+    def ping(self) -> None:
+        """A trivial read: raises when the database does not answer (for health checks)."""
+        self.db.run(lambda s: s.connection().execute(text("SELECT 1")).all(), write=False)
+
+    def watch(self, observer: DbObserver) -> None:
+        """Tell `observer` of the database's retries and give-ups (once, however often it
+        is called): `observer(event, reason)`."""
+        if observer not in self.db.observers:
+            self.db.observers.append(observer)
+
+    def location(self) -> str:
+        """Where the data is, for the operator (a SQLite file's path, or the server's URL
+        without its password)."""
+        return self.db.location()
+
+    def close(self) -> None:
+        """Close the database's connections."""
+        self.db.dispose()
 
 
 __all__ = ["CAN_REDEEM", "IMPORT_COLUMNS", "REDEEMED", "TIME_FORMAT", "Balance", "Clock",

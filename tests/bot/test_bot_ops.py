@@ -25,6 +25,8 @@ from bot import logsafe, metrics
 from bot.app import ObservedUpdateProcessor, announce_database, build_application, serve
 from bot.standin import Fault
 from core.db import Database, Retry
+from core.service import PointsService
+from core.settings import load_settings
 from core.status import PointsError
 
 SECRET = "0ps-Secret_Token"
@@ -139,9 +141,11 @@ async def test_failed_deliveries_and_replies_are_counted(world: World) -> None:
 
 
 def test_database_retries_and_transient_failures_are_counted(tmp_path: Any) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'retries.db'}", retries=3)
-    metrics.watch_database(db)
-    metrics.watch_database(db)  # once, however often
+    url = f"sqlite:///{tmp_path / 'retries.db'}"
+    db = Database(url, retries=3)
+    service = PointsService(load_settings(_env_file=None, database_url=url), db=db)
+    metrics.watch_database(service)
+    metrics.watch_database(service)  # once, however often
     tries = 0
 
     def flaky(_session: Any) -> int:
