@@ -98,6 +98,11 @@ class Chat:
             else Step.MENU
 
     def to(self, step: Step) -> None:
+        """Move to `step`. Leaving the code step any way but a redemption (cancelled, a
+        new amount) voids the pending code: the next Confirm sends a new one."""
+        if self.step is Step.CODE and step is not Step.CODE and self.member is not None:
+            assert self.member.id is not None
+            _void_code(self.work, self.member.id)
         self.state.step = step
         if step in (Step.MENU, Step.AMOUNT):
             self.state.points = self.state.external_reference = None
@@ -578,10 +583,7 @@ def cancel(chats: Chats, chat: Chat, given: Input) -> Outcome:
         return stale(chat)
     if chat.step is Step.MENU:
         return Outcome((reply("nothing_to_cancel", keyboard=Keyboard.MENU),), settled=True)
-    if chat.step is Step.CODE and chat.member is not None:
-        assert chat.member.id is not None
-        _void_code(chat.work, chat.member.id)
-    chat.to(Step.MENU)
+    chat.to(Step.MENU)  # a pending code is voided
     return Outcome((reply("cancelled", keyboard=Keyboard.MENU),), settled=True)
 
 
