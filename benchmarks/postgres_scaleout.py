@@ -17,11 +17,12 @@ The efficiency is (throughput with N / throughput with 1) / min(N, free cores), 
 cores being the allowed CPUs minus what other processes kept busy during the N-worker run,
 counted as at least 1 (what the 1-worker baseline itself stands on). 1.0 is perfect
 scaling over the cores there were. With fewer than MIN_FREE_CORES free there is nothing to
-scale out onto: the figures are printed, the goal not judged. Goal: 0.625, what the first goal (2.5x from 4 workers)
-asks of 4 free cores. A cycle that keeps more than one core busy (its worker plus its
-backend) cannot reach 1.0 when the server shares the cores; the row says how far the CPU
-alone allows. When a backend is not visible and the server runs here, its work counts as
-other processes' and the free cores come out low (the efficiency high): the notes say so.
+scale out onto: the figures are printed, the goal not judged. Goal: 0.625, what the first
+goal (2.5x from 4 workers) asks of 4 free cores. A cycle that keeps more than one core
+busy (its worker plus its backend) cannot reach 1.0 when the server shares the cores; the
+row says how far the CPU alone allows. When a backend is not visible and the server runs
+here, its work counts as other processes' and the free cores come out low (the efficiency
+high): the notes say so.
 
 The database is created fresh (`bench_<random>`) on the server named by
 LOYALTY_TEST_POSTGRES_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/test), loaded
