@@ -17,7 +17,7 @@ import sqlite3
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -159,14 +159,35 @@ def machine_facts() -> str:
             f"SQLite {sqlite3.sqlite_version}")
 
 
-def cpu_jiffies() -> tuple[int, int]:
-    """(busy, total) CPU time of the whole machine so far, in clock ticks, from /proc/stat."""
+def cpu_jiffies(cpus: Collection[int] | None = None) -> tuple[int, int]:
+    """(busy, total) CPU time so far, in clock ticks, from /proc/stat: of the whole machine,
+    or of the CPUs numbered in `cpus` only (summed)."""
     try:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
         return 0, 0
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return sum(fields) - idle, sum(fields)
+    wanted = {"cpu"} if cpus is None else {f"cpu{n}" for n in cpus}
+    busy = total = 0
+    for line in lines:
+        name, _, rest = line.partition(" ")
+        if name not in wanted:
+            continue
+        try:
+            fields = [int(v) for v in rest.split()]
+        except ValueError:
+            return 0, 0
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+        busy, total = busy + sum(fields) - idle, total + sum(fields)
+    return busy, total
+
+
+def available_cpus() -> list[int]:
+    """The CPUs this process may run on (its affinity), or all of them where that is not
+    known."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return list(range(os.cpu_count() or 1))
 
 
 def own_cpu_seconds() -> float:

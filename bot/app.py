@@ -144,7 +144,9 @@ def build_application(settings: BotSettings, service: PointsService | None = Non
     builder = (Application.builder()
                .token(token)
                .base_url(settings.telegram_base_url)
-               .rate_limiter(AIORateLimiter(max_retries=settings.telegram_max_retries))
+               .rate_limiter(AIORateLimiter(
+                   overall_max_rate=settings.telegram_max_messages_per_second,
+                   max_retries=settings.telegram_max_retries))
                .concurrent_updates(processor)
                .post_init(_post_init)
                .post_stop(_post_stop))

@@ -94,6 +94,11 @@ class BotSettings(Settings):
     bot_concurrent_updates: int = 64
     # How often a message is retried after Telegram's RetryAfter (flood control).
     telegram_max_retries: int = 3
+    # The overall cap on messages sent to the Bot API, a second (Telegram's documented
+    # broadcast limit is 30); 0 lifts it (a bot with a higher limit, a benchmark). Each
+    # chat's and group's own limits stay as python-telegram-bot's AIORateLimiter sets them.
+    # Whole messages: aiolimiter cannot send even one under a cap below 1 a second.
+    telegram_max_messages_per_second: int = 30
     # How often a reply is retried after a network error or a 5xx from Telegram.
     telegram_send_retries: int = 2
     # How long an update is remembered as handled (a redelivery within it is ignored).
@@ -257,6 +262,8 @@ class BotSettings(Settings):
                   for name, value in positive.items() if value <= 0]
         not_negative = {"TELEGRAM_MAX_RETRIES": self.telegram_max_retries,
                         "TELEGRAM_SEND_RETRIES": self.telegram_send_retries,
+                        "TELEGRAM_MAX_MESSAGES_PER_SECOND":
+                            self.telegram_max_messages_per_second,
                         "SMS_RETRIES": self.sms_retries}
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             found.append(f"METRICS_PORT must be a port number (it is {self.metrics_port})")

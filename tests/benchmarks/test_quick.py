@@ -4,6 +4,7 @@ here looks at a timing."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,46 @@ def test_a_row_without_a_goal_is_reported_without_a_verdict() -> None:
     assert row.met is None and row.verdict == "-"
     cells = [cell.strip() for cell in format_table([row]).splitlines()[2].split("|")]
     assert cells[-3:] == ["-", "-", ""]
+
+
+def scaleout_run(workers: int, cycles: int, other_cores: float) -> postgres_scaleout.Run:
+    """A made-up run of 10 s: `cycles` per worker, 5 ms of worker CPU and 2 ms of backend
+    CPU per cycle."""
+    return postgres_scaleout.Run(workers, 10.0, (cycles,) * workers,
+                                 (cycles * 0.005,) * workers, workers * cycles * 0.002,
+                                 2.0, other_cores)
+
+
+def test_row_4_judges_the_speedup_against_the_free_cores() -> None:
+    size = postgres_scaleout.QUICK
+    one = scaleout_run(1, 1000, 0.0)  # 100 cycles/s
+    # 2 workers, 150 cycles/s together, with 0.5 of the 2 cores busy elsewhere: 1.5x on
+    # 1.5 free cores is perfect scaling.
+    section = postgres_scaleout._section(one, scaleout_run(2, 750, 0.5), [0, 1], size,
+                                         False, "here")
+    row = section.rows[0]
+    assert row.ratio == pytest.approx(1.0) and row.goal is not None and row.met
+    assert "1.50x" in row.figure and "1.50 free" in row.baseline
+    assert any("worker(s) 5.00, 5.00 ms, PostgreSQL backend(s) 2.00 ms" in note
+               for note in section.notes)
+    # The same speedup on 4 free cores with 4 workers is 0.375 of them: missed, and why.
+    section = postgres_scaleout._section(one, scaleout_run(4, 375, 0.0), [0, 1, 2, 3], size,
+                                         False, "here")
+    row = section.rows[0]
+    assert row.ratio == pytest.approx(1.5 / 4) and row.met is False and row.why
+    # With hardly a core free there is nothing to scale out onto: not judged.
+    section = postgres_scaleout._section(one, scaleout_run(2, 750, 1.2), [0, 1], size,
+                                         False, "here")
+    assert section.rows[0].met is None
+    assert any("not judged" in note for note in section.notes)
+
+
+@pytest.mark.skipif(not os.environ.get("LOYALTY_TEST_POSTGRES_URL"),
+                    reason="LOYALTY_TEST_POSTGRES_URL not set")
+def test_row_4_runs_on_a_tiny_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(postgres_scaleout, "QUICK", postgres_scaleout.Size(0.5, 1, 50))
+    section = postgres_scaleout.run(quick=True)
+    row = section.rows[0]
+    assert row.ratio is not None and row.ratio > 0
+    assert any("CPU per redemption" in note for note in section.notes)
+    assert section.server_cpu_seconds > 0  # the backends' CPU, seen through /proc

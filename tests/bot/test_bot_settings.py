@@ -60,3 +60,38 @@ def test_an_application_needs_a_token_unless_its_bot_api_is_a_stand_in() -> None
     with pytest.raises(PointsError) as refused:
         build_application(settings)
     assert refused.value.code == 888
+
+
+def overall_cap(**values: Any) -> float | None:
+    """The overall messages-a-second cap of the rate limiter `build_application` builds
+    (None: no overall cap), read off the real AIORateLimiter and its aiolimiter."""
+    from telegram.ext import AIORateLimiter
+
+    from bot.standin import StandInRequest
+
+    settings = load_bot_settings(require_token=False, otp_channel="chat", **values)
+    application = build_application(settings, request=StandInRequest())
+    try:
+        limiter = application.bot.rate_limiter
+        assert isinstance(limiter, AIORateLimiter)
+        base = limiter._base_limiter
+        return None if base is None else base.max_rate / base.time_period
+    finally:
+        application.bot_data["runtime"].service.db.dispose()
+
+
+def test_the_overall_message_cap_is_telegrams_30_a_second_by_default() -> None:
+    assert load_bot_settings(require_token=False, otp_channel="chat"
+                             ).telegram_max_messages_per_second == 30
+    assert overall_cap() == 30
+
+
+def test_an_overall_message_cap_of_0_lifts_it() -> None:
+    assert overall_cap(telegram_max_messages_per_second=0) is None
+    assert overall_cap(telegram_max_messages_per_second=100) == 100
+
+
+def test_a_negative_overall_message_cap_is_refused() -> None:
+    error = refusal(**PRODUCTION, telegram_max_messages_per_second=-1)
+    assert error.code == 899
+    assert "TELEGRAM_MAX_MESSAGES_PER_SECOND" in error.detail
