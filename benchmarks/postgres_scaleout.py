@@ -19,7 +19,6 @@ import math
 import multiprocessing
 import os
 import time
-import uuid
 from dataclasses import dataclass
 from multiprocessing.synchronize import Barrier
 from typing import Any
@@ -39,6 +38,7 @@ from benchmarks.common import (
     postgres_url,
     process_cpu,
 )
+from tests.support.databases import postgres_database
 
 GOAL = Goal(">=", 2.5)
 WORKERS = 4
@@ -232,11 +232,9 @@ def run(quick: bool) -> Section:
                             "not measured: PostgreSQL unreachable", "-", None, GOAL)],
                        [f"row 4 skipped: {reason} ({type(error).__name__}); set "
                         f"LOYALTY_TEST_POSTGRES_URL to measure it"])
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    url = base.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
+    admin.dispose()
+    with postgres_database(postgres_url(), prefix="bench") as url:
+        name = make_url(url).database
         per_round = (1 + WORKERS) * size.members_per_worker
         log(f"row 4: database {name}, {per_round * size.rounds:,} members")
         _load(url, per_round * size.rounds)
@@ -249,11 +247,7 @@ def run(quick: bool) -> Section:
             ones.append(_run(url, 1, first, size, f"a{r}-"))
             fours.append(_run(url, WORKERS, first + size.members_per_worker, size, f"b{r}-"))
         one, four = _combine(ones), _combine(fours)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-        log(f"row 4: dropped {name}")
+    log(f"row 4: dropped {name}")
     cores = os.cpu_count() or 1
     ratio = four.rate / one.rate
     stream = one.stream_cores

@@ -4,7 +4,7 @@ member with a typed identifier."""
 
 from __future__ import annotations
 
-from bot_harness import ASHA, World, text_of
+from tests.bot.bot_harness import ASHA, World, text_of
 
 STAFF_ID = 900  # in the world's STAFF_TELEGRAM_IDS
 INDIA = {"org_timezone": "Asia/Kolkata"}  # the world's clock: 2026-03-01 09:00 UTC
