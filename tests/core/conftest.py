@@ -50,18 +50,12 @@ def db_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def env(db_url: str, clock: Clock) -> Iterator[Env]:
-    environment = Env(db_url, clock)
-    try:
+    with Env(db_url, clock) as environment:
         yield environment
-    finally:
-        environment.close()
 
 
 @pytest.fixture
 def sqlite_env(sqlite_url: str, clock: Clock) -> Iterator[Env]:
     """An `Env` on a SQLite file only (for SQLite-specific behaviour)."""
-    environment = Env(sqlite_url, clock)
-    try:
+    with Env(sqlite_url, clock) as environment:
         yield environment
-    finally:
-        environment.close()

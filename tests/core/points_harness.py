@@ -83,3 +83,9 @@ class Env:
     def close(self) -> None:
         for service in self.services:
             service.db.dispose()
+
+    def __enter__(self) -> Env:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
