@@ -9,26 +9,20 @@ are the sums of their ledger entries. Members are named by Indian mobile numbers
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import platform
 import sqlite3
 import sys
 import time
-import uuid
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import create_engine, make_url, text
-from sqlalchemy.pool import NullPool
-
 from core.db import Database
 from core.settings import Settings, load_settings
+from tests.support.databases import DEFAULT_POSTGRES_URL, POSTGRES_ENV
 
-POSTGRES_ENV = "LOYALTY_TEST_POSTGRES_URL"
-DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 BULK_TIME = "2026-01-01 00:00:00.000000"
 SECRET_KEY = "benchmark-secret-key"  # a throwaway database's key
 
@@ -256,23 +250,9 @@ def bench_settings(database_url: str, **overrides: object) -> Settings:
 
 
 def postgres_url() -> str:
+    """The PostgreSQL server the benchmarks use: POSTGRES_ENV's, else the default one (a
+    throwaway database on it comes from `tests.support.databases`)."""
     return os.environ.get(POSTGRES_ENV) or DEFAULT_POSTGRES_URL
-
-
-@contextlib.contextmanager
-def postgres_database(base_url: str, prefix: str = "bench") -> Iterator[str]:
-    """A fresh database on the server of `base_url`, dropped afterwards whatever happens."""
-    base = make_url(base_url)
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def sqlite_url(path: Path) -> str:

@@ -53,12 +53,12 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session, col, select
 
-from benchmarks.common import DEFAULT_POSTGRES_URL, POSTGRES_ENV, postgres_database
 from core.chat import Chats
 from core.models import ChatLink, ChatState, ImportBatch, LedgerEntry, Member, Redemption, Source
 from core.service import IMPORT_COLUMNS, ImportRejected, PointsService
 from core.settings import Settings, load_settings
 from core.status import CATALOGUE, InputError, PointsError
+from tests.support.members import NEW_MEMBER, member_csv
 
 SECRET_KEY = "drill-secret-key-not-for-production"
 BOT_TOKEN = "7000000001:DRILL-token-never-logged"
@@ -78,10 +78,6 @@ PRELOAD = ["core.service", "core.settings", "core.status", "benchmarks.drills"]
 
 
 # ---------------------------------------------------------------- databases and settings
-
-
-def postgres_base_url() -> str:
-    return os.environ.get(POSTGRES_ENV) or DEFAULT_POSTGRES_URL
 
 
 def unreachable(url: str) -> str | None:
@@ -117,17 +113,10 @@ def drill_mobile(n: int) -> str:
 
 
 def members_csv(rows: list[dict[str, Any]]) -> bytes:
-    """A Data Import file; each row's missing fields are empty, points default to both."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(IMPORT_COLUMNS)
-    for row in rows:
-        points = row.get("points", 0)
-        values = {"type": "loyalty", "fraud_status": "NONE", "current_points": points,
-                  "lifetime_points": points, **row}
-        writer.writerow(["" if values.get(c) is None else str(values[c])
-                         for c in IMPORT_COLUMNS])
-    return out.getvalue().encode()
+    """A Data Import file (`tests.support.members`) with a new member's values written out
+    where a row leaves them out: type loyalty, fraud status NONE, 0 points (`points` sets
+    both current and lifetime points)."""
+    return member_csv(rows, NEW_MEMBER)
 
 
 # ---------------------------------------------------------------- the invariants
@@ -1433,10 +1422,10 @@ def contact_drill(url: str, examples: int = 300, seed: int = 7) -> Outcome:
     return outcome
 
 
-__all__ = ["DEFAULT_POSTGRES_URL", "POSTGRES_ENV", "STEPS", "UPDATE_KINDS", "BotRig", "Hostile",
+__all__ = ["STEPS", "UPDATE_KINDS", "BotRig", "Hostile",
            "Outcome", "bot_load", "bot_settings", "concurrent_guesses",
            "concurrent_redemptions", "contact_check", "contact_drill", "contact_members",
            "contact_strategy", "crash_drill", "drill_mobile", "engine_settings",
            "fuzz_drill", "held_connections", "import_check", "international_reading",
-           "members_csv", "money_snapshot", "postgres_base_url", "postgres_database",
+           "members_csv", "money_snapshot",
            "reply_kind", "rows_with_points", "strategies", "unreachable", "violations"]

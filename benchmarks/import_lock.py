@@ -14,8 +14,6 @@ Rounds alternate engine and baseline, each on a fresh copy of the same database.
 
 from __future__ import annotations
 
-import csv
-import io
 import shutil
 import sqlite3
 import statistics
@@ -37,7 +35,8 @@ from benchmarks.common import (
     populate_sqlite,
     sqlite_url,
 )
-from core.service import IMPORT_COLUMNS, PointsService
+from core.service import PointsService
+from tests.support.members import NEW_MEMBER, member_csv
 
 GOAL = Goal("<=", 3.0)
 ENTRIES_PER_MEMBER = 2
@@ -60,14 +59,11 @@ def _points(i: int) -> tuple[int, int]:
 def import_file(rows: int) -> bytes:
     """`rows` rows: the first half top up members 1..rows/2, the rest are new."""
     existing = rows // 2
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(IMPORT_COLUMNS)
-    for i in range(1, rows + 1):
-        current, lifetime = _points(i)
-        who = [mobile(i), "", ""] if i <= existing else ["", "", f"IMP{i}"]
-        writer.writerow([*who, f"Member {i}", "loyalty", "NONE", current, lifetime, "12.50"])
-    return out.getvalue().encode()
+    return member_csv([
+        {**({"mobile": mobile(i)} if i <= existing else {"external_id": f"IMP{i}"}),
+         "name": f"Member {i}", "current_points": _points(i)[0],
+         "lifetime_points": _points(i)[1], "lifetime_purchases": "12.50"}
+        for i in range(1, rows + 1)], NEW_MEMBER)
 
 
 def engine_import(path: Path, data: bytes) -> tuple[float, float, int]:

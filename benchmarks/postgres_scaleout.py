@@ -39,7 +39,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.synchronize import Barrier
@@ -62,6 +61,7 @@ from benchmarks.common import (
     postgres_url,
     process_cpu,
 )
+from tests.support.databases import postgres_database
 
 GOAL = Goal(">=", 2.5 / 4)  # the efficiency 2.5x from 4 workers on 4 free cores means
 MAX_WORKERS = 4
@@ -300,11 +300,9 @@ def run(quick: bool) -> Section:
         return Section([not_measured("4", NAME, GOAL, "PostgreSQL unreachable")],
                        [f"row 4 skipped: {reason} ({type(error).__name__}); set "
                         f"LOYALTY_TEST_POSTGRES_URL to measure it"])
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    url = base.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
+    admin.dispose()
+    with postgres_database(postgres_url(), prefix="bench") as url:
+        name = make_url(url).database
         per_round = (1 + workers) * size.members_per_worker
         log(f"row 4: database {name}, {per_round * size.rounds:,} members")
         _load(url, per_round * size.rounds)
@@ -318,11 +316,7 @@ def run(quick: bool) -> Section:
             manys.append(_run(url, workers, first + size.members_per_worker, size, f"b{r}-",
                               cpus))
         one, many = _combine(ones), _combine(manys)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-        log(f"row 4: dropped {name}")
+    log(f"row 4: dropped {name}")
     return _section(one, many, cpus, size, quick,
                     f"PostgreSQL {version} on {base.host}:{base.port}")
 

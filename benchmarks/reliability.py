@@ -36,7 +36,6 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +43,8 @@ if __package__ in (None, ""):  # run as a script: make the checkout importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import drills
-from benchmarks.common import log, machine_facts
+from benchmarks.common import log, machine_facts, postgres_url
+from tests.support.databases import DEFAULT_POSTGRES_URL, POSTGRES_ENV, own_database
 
 
 @dataclass(frozen=True)
@@ -103,23 +103,19 @@ def run(sizes: Sizes, *, postgres: bool = True, workdir: Path | None = None
     """Every drill on SQLite, then on PostgreSQL; the outcomes and the notes."""
     outcomes: list[drills.Outcome] = []
     notes: list[str] = []
-    base = drills.postgres_base_url()
+    base = postgres_url()
     why = drills.unreachable(base) if postgres else "not asked for"
     databases = ["SQLite"] + (["PostgreSQL"] if why is None else [])
     if why is not None:
-        notes.append(f"PostgreSQL skipped: {why} ({drills.POSTGRES_ENV} or the default "
-                     f"{drills.DEFAULT_POSTGRES_URL})")
+        notes.append(f"PostgreSQL skipped: {why} ({POSTGRES_ENV} or the default "
+                     f"{DEFAULT_POSTGRES_URL})")
     with tempfile.TemporaryDirectory(prefix="reliability-", dir=workdir) as directory:
         for database in databases:
             for n, (name, drill) in enumerate(plan(sizes)):
                 log(f"{name} on {database}")
-                where: AbstractContextManager[str]
-                if database == "SQLite":
-                    where = nullcontext(f"sqlite:///{Path(directory) / f'drill{n}.db'}")
-                else:
-                    where = drills.postgres_database(base)
+                kind = "sqlite" if database == "SQLite" else "postgres"
                 try:
-                    with where as url:
+                    with own_database(kind, Path(directory), f"drill{n}.db", base) as url:
                         outcome = drill(url)
                 except Exception as error:
                     traceback.print_exc()

@@ -7,9 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hermetic import hermetic
+
+from bot.settings import BotSettings
+from tests.support.settings import hermetic
 
 
 @pytest.fixture(autouse=True)
 def _hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    hermetic(monkeypatch, tmp_path)
+    hermetic(monkeypatch, tmp_path, BotSettings)

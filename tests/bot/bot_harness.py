@@ -7,25 +7,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
-import io
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from telegram import Update
 from telegram.ext import Application
-from throwaway_db import POSTGRES_ENV, postgres_database  # noqa: F401  (re-exported)
 
 from bot.app import build_application
 from bot.senders import make_senders
 from bot.settings import BotSettings, load_bot_settings
 from bot.standin import BotMessage, StandInRequest, TelegramUser
 from bot.webhook import serve_webhook
-from core.service import IMPORT_COLUMNS, MemberView, PointsService
+from core.service import MemberView, PointsService
+from tests.support.clock import Clock
+from tests.support.members import member_csv
 
-START = datetime(2026, 3, 1, 9, 0, 0, tzinfo=UTC)
 TOKEN = "123456:TEST-TOKEN"
 
 # Members every test starts with (mobile as Telegram sends it in a contact: no plus).
@@ -41,33 +38,6 @@ MEMBERS = (ASHA, RAVI, CAMPAIGN, NON_LOYALTY)
 
 def telegram_phone(member: dict[str, Any]) -> str:
     return str(member["mobile"]).lstrip("+")
-
-
-class Clock:
-    """Now, as the engine sees it; the test moves it with `advance`."""
-
-    def __init__(self, start: datetime = START) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-def member_csv(rows: list[dict[str, Any]]) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(IMPORT_COLUMNS)
-    for row in rows:
-        points = row.get("points", 0)
-        writer.writerow([row.get("mobile", ""), row.get("email", ""), "", row.get("name", ""),
-                         row.get("type", "loyalty"), row.get("fraud_status", "NONE"), points,
-                         points, row.get("purchases", "0")])
-    return out.getvalue().encode()
-
-
 
 
 class Chat:

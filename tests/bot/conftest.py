@@ -2,8 +2,7 @@
 PostgreSQL when LOYALTY_TEST_POSTGRES_URL is set, each test on a database of its own), a
 clock the test moves, and a `World` (see bot_harness.py) on them.
 
-Kept apart from tests/conftest.py on purpose (the core suite owns that file): what is
-needed here is duplicated in small.
+The clock, the databases and settings isolation are `tests.support`'s.
 """
 
 from __future__ import annotations
@@ -12,15 +11,18 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from bot_harness import Clock, World
-from hermetic import hermetic
-from throwaway_db import own_database
+
+from bot.settings import BotSettings
+from tests.bot.bot_harness import World
+from tests.support.clock import Clock
+from tests.support.databases import own_database
+from tests.support.settings import hermetic
 
 
 @pytest.fixture(autouse=True)
 def _hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No setting leaks in from the environment or a developer's `.env`."""
-    hermetic(monkeypatch, tmp_path)
+    hermetic(monkeypatch, tmp_path, BotSettings)
 
 
 @pytest.fixture

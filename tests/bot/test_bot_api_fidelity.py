@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from datetime import UTC
 
-from bot_harness import ASHA, World, text_of
 from sqlmodel import Session, select
 
 from bot import replies
 from core.chat_io import Reply
 from core.models import Redemption
+from tests.bot.bot_harness import ASHA, World, text_of
 
 STAFF_ID = 900  # in the world's STAFF_TELEGRAM_IDS
 INDIA = {"org_timezone": "Asia/Kolkata"}  # the world's clock: 2026-03-01 09:00 UTC

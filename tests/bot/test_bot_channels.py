@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from bot_harness import ASHA, World, text_of
 from sqlmodel import select
 
 from bot.senders import EmailSender, LogSender, SmsSender
 from bot.settings import load_bot_settings
 from core.delivery import CodeMessage, DeliveryFailed
 from core.models import CodeState, ValidationCode
+from tests.bot.bot_harness import ASHA, World, text_of
 
 
 def free_port() -> int:

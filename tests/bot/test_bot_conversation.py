@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bot_harness import ASHA, RAVI, Chat, World, member_csv, text_of
 
 from bot import demo
 from bot.handlers import send_overdue
@@ -27,6 +26,7 @@ from core.chat_io import Press, Sender
 from core.outbox import LEASE
 from core.service import PointsService
 from core.status import PointsError, Reason, message
+from tests.bot.bot_harness import ASHA, RAVI, Chat, World, member_csv, text_of
 
 CANCEL_ONLY = ["Cancel"]
 CODE_BUTTONS = ["Resend code", "Cancel"]

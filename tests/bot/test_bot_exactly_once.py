@@ -7,11 +7,11 @@ import asyncio
 import time
 
 import pytest
-from bot_harness import ASHA, Chat, World, text_of
 from telegram import Update
 
 from bot.app import PerChatUpdateProcessor
 from bot.standin import Fault
+from tests.bot.bot_harness import ASHA, Chat, World, text_of
 
 # python-telegram-bot itself warns about RetryAfter.retry_after's future type.
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")

@@ -8,20 +8,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bot_harness import (
+
+from core import reads
+from core.status import message
+from tests.bot.bot_harness import (
     ASHA,
     CAMPAIGN,
     NON_LOYALTY,
     RAVI,
-    Clock,
     World,
     telegram_phone,
     text_of,
 )
-from throwaway_db import own_database
-
-from core import reads
-from core.status import message
+from tests.support.clock import Clock
+from tests.support.databases import own_database
 
 
 async def test_the_whole_happy_path(world: World) -> None:

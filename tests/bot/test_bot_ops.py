@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-from bot_harness import ASHA, World, telegram_phone, webhook_served
 from prometheus_client.parser import text_string_to_metric_families
 from telegram import Update
 
@@ -28,6 +27,7 @@ from core.db import Database, Retry
 from core.service import PointsService
 from core.settings import load_settings
 from core.status import PointsError
+from tests.bot.bot_harness import ASHA, World, telegram_phone, webhook_served
 
 SECRET = "0ps-Secret_Token"
 WEBHOOK = {"webhook_url": "https://bot.example.com/telegram/hook", "webhook_secret": SECRET,

@@ -7,13 +7,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from bot_harness import ASHA, World, telegram_phone
 from sqlmodel import select
 
 from bot.app import ALLOWED_UPDATES, build_application
 from bot.webhook import serve_webhook
 from core.models import HandledUpdate
 from core.service import PointsService
+from tests.bot.bot_harness import ASHA, World, telegram_phone
 
 
 async def wait_for(condition: Callable[[], object]) -> None:

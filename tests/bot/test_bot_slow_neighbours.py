@@ -18,10 +18,11 @@ from typing import Any
 
 import httpx
 import pytest
-from bot_harness import RAVI, Chat, World, member_csv, text_of, webhook_served
 from telegram import Update
 
 from bot.standin import Fault
+from tests.bot.bot_harness import RAVI, Chat, World, text_of, webhook_served
+from tests.support.members import member_csv
 
 SECRET = "s3cret-Token_1"
 PATH = "/telegram/hook"

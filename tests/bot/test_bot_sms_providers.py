@@ -16,13 +16,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from bot_harness import ASHA, World
 
 from bot.senders import SmsSender, make_senders
 from bot.settings import load_bot_settings
 from bot.sms import TemplateSender, TwilioSender
 from core.delivery import CodeMessage, DeliveryFailed
 from core.status import PointsError
+from tests.bot.bot_harness import ASHA, World
 
 SID = "AC0123456789abcdef0123456789abcdef"
 TOKEN = "twilio-auth-token-0123456789"

@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 
 import pytest
-from bot_harness import ASHA, RAVI, Chat, World, text_of
 
 from bot.logsafe import chat_tag
+from tests.bot.bot_harness import ASHA, RAVI, Chat, World, text_of
 
 STAFF_ID = 900  # in the world's STAFF_TELEGRAM_IDS
 

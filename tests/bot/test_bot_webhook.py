@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from bot_harness import World, webhook_served
+
+from tests.bot.bot_harness import World, webhook_served
 
 SECRET = "s3cret-Token_1"
 WEBHOOK = {"webhook_url": "https://bot.example.com/telegram/hook", "webhook_secret": SECRET,

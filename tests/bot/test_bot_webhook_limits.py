@@ -15,11 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
-from bot_harness import World, webhook_served
 
 from bot.settings import load_bot_settings
 from bot.webhook import client_address, connection_budget
 from core.status import PointsError
+from tests.bot.bot_harness import World, webhook_served
 
 SECRET = "s3cret-Token_1"
 PATH = "/telegram/hook"

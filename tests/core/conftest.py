@@ -10,24 +10,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from points_harness import (
-    Clock,
-    Env,
-    requires_postgres,
-    sqlite_file_url,
-)
-from throwaway_db import own_database
 
-from core.settings import Settings
+from tests.core.points_harness import Env, requires_postgres, sqlite_file_url
+from tests.support.clock import Clock
+from tests.support.databases import own_database
+from tests.support.settings import hermetic
 
 
 @pytest.fixture(autouse=True)
 def _hermetic_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No setting leaks in from the environment or a developer's `.env` file."""
-    for name in Settings.model_fields:
-        monkeypatch.delenv(name.upper(), raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-    monkeypatch.chdir(tmp_path)
+    hermetic(monkeypatch, tmp_path)
 
 
 @pytest.fixture
@@ -57,18 +50,12 @@ def db_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def env(db_url: str, clock: Clock) -> Iterator[Env]:
-    environment = Env(db_url, clock)
-    try:
+    with Env(db_url, clock) as environment:
         yield environment
-    finally:
-        environment.close()
 
 
 @pytest.fixture
 def sqlite_env(sqlite_url: str, clock: Clock) -> Iterator[Env]:
     """An `Env` on a SQLite file only (for SQLite-specific behaviour)."""
-    environment = Env(sqlite_url, clock)
-    try:
+    with Env(sqlite_url, clock) as environment:
         yield environment
-    finally:
-        environment.close()

@@ -3,64 +3,35 @@ the test's own, created for it and dropped afterwards), a clock the tests move b
 and `Env`, which builds `PointsService`s on them with a recording code sender and enrols
 members through Data Import.
 
-Nothing here mocks the database session. Imported by name (`points_harness`) from the
-tests and from the processes the concurrency test starts, so it is not a conftest.
+Nothing here mocks the database session. Imported (`tests.core.points_harness`) by the
+tests and by the processes the concurrency test starts, so it is not a conftest. The clock,
+the Data Import writer and the databases are `tests.support`'s.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from throwaway_db import POSTGRES_ENV, postgres_base_url, postgres_database  # noqa: F401
 
 from core.delivery import CodeSender, RecordingSender
-from core.service import IMPORT_COLUMNS, MemberView, PointsService
+from core.service import MemberView, PointsService
 from core.settings import Settings, load_settings
-
-START = datetime(2026, 3, 1, 9, 0, 0, tzinfo=UTC)
-
+from tests.support.clock import Clock
+from tests.support.databases import POSTGRES_ENV, postgres_base_url
+from tests.support.members import member_csv
 
 requires_postgres = pytest.mark.skipif(
     postgres_base_url() is None, reason=f"{POSTGRES_ENV} is not set")
 
 
-class Clock:
-    """A clock the test moves: `clock()` is now; `advance()` moves it forward."""
-
-    def __init__(self, start: datetime = START) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float = 1.0) -> datetime:
-        self.now += timedelta(seconds=seconds)
-        return self.now
-
-
 def sqlite_file_url(directory: Path) -> str:
     """A SQLite database file in `directory` (never an in-memory database)."""
     return f"sqlite:///{directory / 'loyalty.db'}"
-
-
-
-
-def member_csv(rows: Sequence[dict[str, Any]]) -> bytes:
-    """A Data Import file with the documented columns; missing fields are empty."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(IMPORT_COLUMNS)
-    for row in rows:
-        writer.writerow(["" if row.get(c) is None else str(row[c]) for c in IMPORT_COLUMNS])
-    return out.getvalue().encode()
 
 
 @dataclass
@@ -113,4 +84,8 @@ class Env:
         for service in self.services:
             service.db.dispose()
 
+    def __enter__(self) -> Env:
+        return self
 
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -18,7 +18,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from points_harness import Env, member_csv
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
@@ -28,6 +27,8 @@ from core.models import Redemption
 from core.service import ImportRejected, PointsService, RedemptionResult
 from core.settings import load_settings
 from core.status import CATALOGUE, PointsError
+from tests.core.points_harness import Env
+from tests.support.members import member_csv
 
 
 def refused(action: Callable[[], object]) -> PointsError:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from points_harness import member_csv
 from typer.testing import CliRunner, Result
 
 from bot.cli import app
@@ -24,6 +23,7 @@ from core.db import Database
 from core.service import PointsService
 from core.settings import load_settings
 from core.status import CATALOGUE, message
+from tests.support.members import member_csv
 
 ROWS: list[dict[str, Any]] = [
     {"mobile": "9876543210", "name": "Asha", "type": "loyalty", "current_points": 1000,

@@ -15,7 +15,8 @@ import os
 from typing import Any
 
 import pytest
-from points_harness import Env
+
+from tests.core.points_harness import Env
 
 PROCESSES = 24
 POINTS_EACH = 150

@@ -18,7 +18,6 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from points_harness import START, Env
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 from sqlmodel.sql.sqltypes import UTCDateTime
@@ -30,6 +29,8 @@ from core.models import ChatLink
 from core.service import PointsService
 from core.settings import load_settings
 from core.status import PointsError
+from tests.core.points_harness import Env
+from tests.support.clock import START
 
 
 def was_replaced(chats: Chats, user: str) -> bool:

@@ -28,12 +28,14 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from points_harness import Clock, member_csv, sqlite_file_url
 
 from core.delivery import RecordingSender
 from core.service import PointsService
 from core.settings import load_settings
 from core.status import PointsError
+from tests.core.points_harness import sqlite_file_url
+from tests.support.clock import Clock
+from tests.support.members import member_csv
 
 EARN_RATE = Decimal("1.5")
 

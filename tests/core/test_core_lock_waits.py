@@ -16,13 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from points_harness import Clock, Env, member_csv, requires_postgres
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
 from core.db import Retry
 from core.status import PointsError
+from tests.core.points_harness import Env, requires_postgres
+from tests.support.clock import Clock
+from tests.support.members import member_csv
 
 # ---------------------------------------------------------------- PostgreSQL lock waits
 

@@ -12,7 +12,6 @@ from decimal import Decimal
 import pytest
 from alembic import command
 from alembic.config import Config
-from points_harness import Env, member_csv
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
@@ -20,6 +19,8 @@ from core import limits
 from core.db import MIGRATIONS, Database
 from core.service import ImportRejected, PointsService
 from core.status import InputError, PointsError
+from tests.core.points_harness import Env
+from tests.support.members import member_csv
 
 BILLION = 1_000_000_000
 

@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from points_harness import Env, member_csv
 from sqlalchemy import text
 from sqlmodel import Session
 
 from core.models import Source
 from core.service import ImportRejected, PointsService
 from core.status import InputError, PointsError
+from tests.core.points_harness import Env
+from tests.support.members import member_csv
 
 
 def refused(action: Callable[[], object]) -> PointsError:

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from points_harness import Env
 
 from core.models import Source
 from core.service import PointsService, RedemptionResult
 from core.status import PointsError
+from tests.core.points_harness import Env
 
 
 def refused(action: Callable[[], object]) -> PointsError:

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from points_harness import Env
 
 from core.service import PointsService
 from core.status import PointsError
+from tests.core.points_harness import Env
 
 POINTS = 200  # what every case asks to redeem
 

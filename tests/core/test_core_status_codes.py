@@ -16,7 +16,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from points_harness import Env, member_csv
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
@@ -30,6 +29,8 @@ from core.models import Member, Source
 from core.service import PointsService, RedemptionResult
 from core.settings import load_settings
 from core.status import CATALOGUE, SUCCESS, PointsError, message
+from tests.core.points_harness import Env
+from tests.support.members import member_csv
 
 # Codes of the seed that this system never answers, and why (docs/status-codes.md).
 CANNOT_ARISE: dict[int, str] = {

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from points_harness import Env
 from sqlalchemy import MetaData, select, text
 from sqlmodel import SQLModel, col
 from sqlmodel import select as sm_select
@@ -21,6 +20,7 @@ from core.delivery import CodeMessage, CodeSender, DeliveryFailed, RecordingSend
 from core.models import CodeState, ValidationCode
 from core.service import PointsService
 from core.status import PointsError
+from tests.core.points_harness import Env
 
 
 def wrong(code: str) -> str:

@@ -6,38 +6,28 @@ themselves live in `benchmarks/drills.py`, shared with `benchmarks/reliability.p
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from hermetic import hermetic
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bot"))
-
-from bot_harness import Clock, World
-from throwaway_db import own_database
-
-from benchmarks.drills import POSTGRES_ENV, postgres_database
+from bot.settings import BotSettings
+from tests.bot.bot_harness import World
+from tests.support.clock import Clock
+from tests.support.databases import own_database
+from tests.support.settings import hermetic
 
 
 @pytest.fixture(autouse=True)
 def _hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No setting leaks in from the environment or a developer's `.env`."""
-    hermetic(monkeypatch, tmp_path)
-
-
-def postgres_or_skip() -> str:
-    base = os.environ.get(POSTGRES_ENV)
-    if not base:
-        pytest.skip(f"{POSTGRES_ENV} is not set")
-    return base
+    hermetic(monkeypatch, tmp_path, BotSettings)
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
-    with postgres_database(postgres_or_skip()) as url:
+def postgres_url(tmp_path: Path) -> Iterator[str]:
+    """A database of this test's own on PostgreSQL (skipped without the server)."""
+    with own_database("postgres", tmp_path) as url:
         yield url
 
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from bot_harness import ASHA, World, member_csv, text_of
 
 from benchmarks.drills import concurrent_guesses, engine_settings, members_csv
 from core.delivery import RecordingSender
 from core.service import PointsService
 from core.status import PointsError
+from tests.bot.bot_harness import ASHA, World, text_of
+from tests.support.members import member_csv
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 

@@ -16,9 +16,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from bot_harness import ASHA, Chat, Clock, World, telegram_phone, text_of
 
 from bot.standin import Fault
+from tests.bot.bot_harness import ASHA, Chat, World, telegram_phone, text_of
+from tests.support.clock import Clock
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 

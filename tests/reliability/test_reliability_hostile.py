@@ -25,7 +25,6 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from throwaway_db import own_database
 
 from benchmarks.drills import (
     STEPS,
@@ -41,6 +40,7 @@ from benchmarks.drills import (
     violations,
 )
 from core.service import IMPORT_COLUMNS, PointsService
+from tests.support.databases import own_database
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 

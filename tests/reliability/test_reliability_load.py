@@ -14,10 +14,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from bot_harness import ASHA, World, text_of
 from telegram import Update
 
 from benchmarks.drills import bot_load, concurrent_redemptions
+from tests.bot.bot_harness import ASHA, World, text_of
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 

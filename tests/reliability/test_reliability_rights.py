@@ -18,12 +18,12 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from bot_harness import World
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
 from bot.app import build_application
 from bot.webhook import SECRET_HEADER, serve_webhook
+from tests.bot.bot_harness import World
 
 SECRET = "Webhook_Secret-0123456789"
 WEBHOOK = {"webhook_url": "https://bot.example.com/hook", "webhook_secret": SECRET,

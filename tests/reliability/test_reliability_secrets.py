@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,17 +21,15 @@ import httpx
 import pexpect
 import pytest
 import tornado.web
-from bot_harness import ASHA, Chat, World, telegram_phone, text_of
-from test_bot_channels import Gateway, Mailbox, free_port
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from bot.app import build_application
 from bot.standin import StandInRequest
 from bot.webhook import SECRET_HEADER, serve_webhook
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "sandbox"))
-from sandbox_support import PROMPT, spawn_sandbox
+from tests.bot.bot_harness import ASHA, Chat, World, telegram_phone, text_of
+from tests.bot.test_bot_channels import Gateway, Mailbox, free_port
+from tests.sandbox.sandbox_support import PROMPT, spawn_sandbox
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 

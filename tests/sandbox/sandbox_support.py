@@ -1,8 +1,8 @@
 """What the sandbox tests share: the repository's root, an environment for a child process
 with no setting leaking in, and `loyalty-bot sandbox` started under a pseudo-terminal.
 
-Kept out of a conftest.py on purpose (tests/bot/conftest.py explains why the module name
-`conftest` is taken): the tests import it by name.
+Not a conftest: the tests import it (`tests.sandbox.sandbox_support`), and so does the
+reliability suite.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pexpect
 import pytest
-from throwaway_db import POSTGRES_ENV, postgres_database  # noqa: F401  (re-exported)
 
 from bot.sandbox import SandboxSettings
+from tests.support.settings import hermetic
 
 REPO = Path(__file__).resolve().parents[2]
 PROMPT = " › "  # the end of the sandbox's prompt: "Asha Rao › "
@@ -48,10 +48,6 @@ def spawn_sandbox(cwd: Path, *args: str, timeout: float = 30,
 def isolate(monkeypatch: pytest.MonkeyPatch, directory: Path) -> Path:
     """No loyalty-bot setting from the environment or a `.env` (the test runs in
     `directory`, which has none); answers `directory`."""
-    for name in SandboxSettings.model_fields:
-        monkeypatch.delenv(name.upper(), raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-    monkeypatch.chdir(directory)
-    return directory
+    return hermetic(monkeypatch, directory, SandboxSettings)
 
 

@@ -10,9 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sandbox_support import isolate
 from telegram import Update
-from throwaway_db import own_database
 
 from bot import demo
 from bot.sandbox import build_sandbox_application, load_sandbox_settings, sandbox_overrides
@@ -22,6 +20,8 @@ from core.chat import Chats
 from core.delivery import RecordingSender
 from core.service import PointsService
 from core.status import PointsError
+from tests.sandbox.sandbox_support import isolate
+from tests.support.databases import own_database
 
 CLAIMS = [pytest.param(member, claim, id=f"{member.name}-{claim.code}-{claim.action}")
           for member in demo.DEMO_MEMBERS for claim in member.claims]

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pexpect
 import pytest
-from sandbox_support import REPO, clean_environment
+
+from tests.sandbox.sandbox_support import REPO, clean_environment
 
 SKIP = "LOYALTY_SKIP_VENV_TEST"
 INSTALL_SECONDS = 240

@@ -14,10 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sandbox_support import clean_environment, isolate
 from telegram import Update
 from telegram.ext import Application
-from throwaway_db import own_database
 
 from bot import demo
 from bot.app import build_application
@@ -34,6 +32,8 @@ from core import sandbox as sandbox_db
 from core.service import PointsService
 from core.settings import load_settings
 from core.status import PointsError
+from tests.sandbox.sandbox_support import clean_environment, isolate
+from tests.support.databases import own_database
 
 TOKEN = "123456:SANDBOX-TEST"
 PROD_PG = "postgresql+psycopg://app@127.0.0.1:5432/prod"

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 import pexpect
-from sandbox_support import PROMPT, clean_environment, spawn_sandbox
+
+from tests.sandbox.sandbox_support import PROMPT, clean_environment, spawn_sandbox
 
 
 def until_prompt(child: pexpect.spawn) -> str:

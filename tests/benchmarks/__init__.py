@@ -1,0 +1,1 @@
+"""The benchmarks suite: the benchmarks run small (`--quick`) and checked."""

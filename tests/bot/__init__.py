@@ -1,0 +1,1 @@
+"""The bot suite: the real bot end to end against a stand-in Bot API."""

@@ -1,0 +1,1 @@
+"""The core suite: the engine on real databases (SQLite files and PostgreSQL)."""

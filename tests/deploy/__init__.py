@@ -1,0 +1,1 @@
+"""The deploy suite: the deployment files say what the code does."""

@@ -1,0 +1,1 @@
+"""The reliability suite: load, crash and hostile-input drills (benchmarks/drills.py)."""

@@ -1,0 +1,1 @@
+"""The sandbox suite: `loyalty-bot sandbox` and the demo members."""
