@@ -79,8 +79,8 @@ async def on_update(update: Update, context: Context) -> None:
     if given is None:
         return
     rt = runtime(context)
-    sender = Sender(str(user.id), str(chat.id),
-                    staff=f"telegram:{user.id}" if rt.is_staff(user.id) else None)
+    sender = Sender(str(user.id), str(chat.id), name=f"telegram:{user.id}",
+                    staff=rt.is_staff(user.id))
     outcome = await core(rt.chats.handle, sender, f"{context.bot.id}:{update.update_id}",
                          given)
     await show(update, context, outcome)

@@ -127,11 +127,10 @@ def observe_engine_call(operation: str, seconds: float, result: object = None,
     code: int | None = None
     if isinstance(result, Outcome):  # the chat use case: what its replies carry
         operation = result.transition or operation
-        for reply in result.replies:
-            carried = reply.values.get("refusal") or reply.values.get("result")
-            if carried is not None:
-                result = carried
-                break
+        carried = [v for reply in result.replies for v in reply.values.values()
+                   if isinstance(v, PointsError) or isinstance(getattr(v, "status", None),
+                                                                 Status)]
+        result = carried[0] if carried else None
     ENGINE_SECONDS.labels(operation).observe(seconds)
     if isinstance(error, PointsError):
         code = error.code

@@ -425,7 +425,7 @@ def not_understood(chats: Chats, chat: Chat, given: Input) -> Outcome:
 
 
 def _staff(chat: Chat) -> bool:
-    return chat.sender.staff is not None
+    return chat.sender.staff
 
 
 # ---------------------------------------------------------------- transitions: redeeming

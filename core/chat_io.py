@@ -69,12 +69,18 @@ Input = Start | Contact | Text | Command | Press
 @dataclass(frozen=True)
 class Sender:
     """Who sent an update: the chat user (for Telegram, the user id as text), the chat to
-    answer in (where codes sent in the chat and late answers go), and, for staff, the name
-    the staff audit records (None for members)."""
+    answer in (where codes sent in the chat and late answers go), how the staff audit names
+    them (`name`, e.g. "telegram:1001"; by default the chat user), and whether the adapter
+    knows them as staff (Telegram: STAFF_TELEGRAM_IDS)."""
 
     user: str
     chat: str | None = None
-    staff: str | None = None
+    name: str = ""
+    staff: bool = False
+
+    @property
+    def who(self) -> str:
+        return self.name or self.user
 
 
 # ---------------------------------------------------------------- outcomes

@@ -11,6 +11,7 @@ themselves.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ from core.text import points_or, reference
 if TYPE_CHECKING:
     from core.chat import Chat, Chats
 
+log = logging.getLogger(__name__)
 USAGE = {
     "member": "/member IDENTIFIER",
     "goodwill": "/goodwill IDENTIFIER POINTS REASON",
@@ -41,11 +43,11 @@ def staff_command(step: StaffStep) -> Callable[[Chats, Chat, Input], Outcome]:
 
     def run(chats: Chats, chat: Chat, given: Input) -> Outcome:
         assert isinstance(given, Command)
-        target = " ".join(given.args)
-        staff = chat.sender.staff
-        if staff is None:
-            staff_audit.record(chat.work, f"telegram:{chat.sender.user}", action, target,
-                               False, "not in STAFF_TELEGRAM_IDS")
+        target, staff = " ".join(given.args), chat.sender.who
+        if not chat.sender.staff:
+            log.warning("refused /%s: the sender is not staff (recorded in the staff audit)",
+                        action)
+            staff_audit.record(chat.work, staff, action, target, False, "not staff")
             return Outcome((reply("staff_only"),))
         low, high = ARGUMENTS[action]
         if not low <= len(given.args) <= high:

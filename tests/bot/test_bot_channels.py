@@ -169,14 +169,17 @@ async def test_every_channel_failing_gives_860_and_leaves_no_code_pending(
     await chat.say("/redeem 500")
     replies = await chat.press("Confirm")
     assert replies[-1].text.startswith("860 Unable to issue OTP")
-    assert replies[-1].button_texts == ["Confirm", "Cancel"]  # the member may try again
+    assert replies[-1].button_texts == ["Try again", "Cancel"]  # the member may try again
     assert len(gateway.requests) == 3  # a 500 is tried again SMS_RETRIES (2) times
 
     def states(session: Any) -> list[str]:
         return [c.state for c in session.exec(select(ValidationCode)).all()]
     assert world.services[0].db.run(states, write=False) == [CodeState.VOIDED]
-    replies = await chat.say("123456")  # nothing is pending: not taken as a code
-    assert "Press Confirm" in replies[-1].text
+    replies = await chat.say("123456")  # the code was voided: nothing can redeem
+    assert replies[-1].text.startswith("808 ") and "no longer valid" in replies[-1].text
+    gateway.status = 200
+    replies = await chat.press("Try again")  # a new code, sent this time
+    assert "Validation Code Issued by SMS" in text_of(replies)
     assert world.member(ASHA["mobile"]).current_points == 2000
 
 

@@ -95,7 +95,7 @@ async def test_metrics_move_with_a_redemption_through_the_webhook(served: Served
 
     assert moved("loyalty_redemptions_total") == 1
     assert moved("loyalty_redeemed_points_total") == 500
-    assert moved("loyalty_outcomes_total", operation="redeem", code="800") == 1
+    assert moved("loyalty_outcomes_total", operation="enter_code", code="800") == 1
     assert moved("loyalty_outcomes_total", operation="is_redeemable", code="800") == 1
     assert moved("loyalty_validation_codes_sent_total", channel="chat") == 1
     assert moved("loyalty_updates_total", kind="command") == 2  # /start, /redeem 500
@@ -104,7 +104,7 @@ async def test_metrics_move_with_a_redemption_through_the_webhook(served: Served
     assert moved("loyalty_updates_total", kind="text") == 1
     assert moved("loyalty_update_seconds_count", kind="text") == 1
     assert moved("loyalty_replies_sent_total") >= 5
-    assert moved("loyalty_engine_call_seconds_count", operation="redeem") == 1
+    assert moved("loyalty_engine_call_seconds_count", operation="enter_code") == 1
     assert value(after, "loyalty_chat_queue_depth") == 0
     # Labels carry kinds, operations, channels and codes: never who.
     for identifier in (str(USER_ID), ASHA["mobile"], telegram_phone(ASHA), "asha"):

@@ -61,7 +61,7 @@ async def test_a_request_without_the_right_secret_is_refused_and_not_processed(
 async def test_the_right_secret_is_processed_once(served: Served) -> None:
     user = served.world.stand_in.user(1001, "Asha")
     secret = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
-    update = user.says("/help")
+    update = user.says("/cancel")  # a write is claimed (a read like /help is not)
     answer = await served.client.post("/telegram/hook/", json=update, headers=secret)
     assert answer.status_code == 200
     assert len(served.world.stand_in.messages(1001)) == 1
