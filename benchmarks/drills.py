@@ -10,6 +10,11 @@ figures), so that both run exactly the same drills:
 - `crash_drill(url, kills)`: a process redeeming, importing, earning and issuing codes in a
   loop is killed with SIGKILL at random moments and restarted; the books are audited after
   every kill.
+- `kill_every_step(url, steps)`: a bot worker process is killed with SIGKILL at every point
+  of the handling of every update of a member's redemption (before and after each commit,
+  after each message the Bot API took), the update delivered again to a fresh worker, and
+  the flow goes on; a code the dead worker never sent reaches the member through the sweep
+  of overdue codes. No update may be lost, no amount redeemed twice.
 - `concurrent_guesses(url, guessers)`: threads enter wrong validation codes for one
   member's code at the same moment, through isredeemable and redeem; at most
   OTP_MAX_ATTEMPTS of them may be compared, and the code is void afterwards.
