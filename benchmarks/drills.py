@@ -1630,7 +1630,7 @@ class _Worker:
 
 
 @dataclass
-class _Run:
+class KillRun:
     """One member's way through the flow, with at most one kill."""
 
     member: int
@@ -1714,7 +1714,7 @@ class _KillDrill:
 
     # -- delivering
 
-    def deliver(self, run: _Run, data: dict[str, Any], kill_at: int | None = None
+    def deliver(self, run: KillRun, data: dict[str, Any], kill_at: int | None = None
                 ) -> list[str]:
         """Deliver `data` to a worker; if the worker dies, start another and deliver the
         same update again (same update_id), as Telegram does when its webhook got no 200.
@@ -1744,7 +1744,7 @@ class _KillDrill:
             return []
         return again
 
-    def sweep(self, run: _Run) -> None:
+    def sweep(self, run: KillRun) -> None:
         """Past the outbox's lease: the codes a dead worker left are sent now."""
         from core.outbox import LEASE
 
@@ -1756,7 +1756,7 @@ class _KillDrill:
 
     # -- one member
 
-    def flow(self, run: _Run) -> None:
+    def flow(self, run: KillRun) -> None:
         chat = run.member
         for index, step in enumerate(FLOW, start=1):
             kill_at = run.kill[1] if run.kill is not None and run.kill[0] == index else None
@@ -1776,7 +1776,7 @@ class _KillDrill:
     def _json_of(self, chat: int) -> str:
         return json.dumps(self.transcript(chat))
 
-    def update_for(self, run: _Run, step: str) -> dict[str, Any] | None:
+    def update_for(self, run: KillRun, step: str) -> dict[str, Any] | None:
         chat = run.member
         if step == "contact":
             return self._message(chat, contact={"phone_number": run.phone.lstrip("+"),
@@ -1825,13 +1825,11 @@ def kill_every_step(url: str, *, steps: tuple[str, ...] = FLOW, every: int = 1) 
     duplicate after commit answers nothing) are counted in the detail."""
     import tempfile
 
-    from bot import replies
-
     started = time.perf_counter()
     outcome = Outcome("SIGKILL at every step of a redemption", database_name(url))
     service = PointsService(engine_settings(url, **{k: v for k, v in KILL_RULES.items()
                                                   if k.startswith("redemption")}))
-    runs: list[_Run] = []
+    runs: list[KillRun] = []
     with tempfile.TemporaryDirectory(prefix="kill-steps-") as directory:
         drill = _KillDrill(url, directory)
         try:
@@ -1843,14 +1841,14 @@ def kill_every_step(url: str, *, steps: tuple[str, ...] = FLOW, every: int = 1) 
                 return KILL_USERS + n, phone
 
             chat, phone = member(0)
-            dry = _Run(chat, phone, None)
+            dry = KillRun(chat, phone, None)
             drill.flow(dry)
             plan = [(i, p) for i, points in enumerate(dry.points, start=1)
                     if FLOW[i - 1] in steps for p in range(1, len(points) + 1)][::every]
             runs.append(dry)
             for n, kill in enumerate(plan, start=1):
                 chat, phone = member(n)
-                run = _Run(chat, phone, kill)
+                run = KillRun(chat, phone, kill)
                 drill.flow(run)
                 drill.sweep(run)  # a code left by the dead worker is dropped, not sent
                 runs.append(run)
@@ -1862,25 +1860,10 @@ def kill_every_step(url: str, *, steps: tuple[str, ...] = FLOW, every: int = 1) 
         for run in runs:
             where = ("no kill" if run.kill is None
                      else f"kill at {labels.get(run.kill, run.kill)}")
-            problems = list(run.problems)
-            if run.kill is not None and not run.killed:
-                problems.append("the kill point was never reached")
             texts = [m["text"] for m in drill.transcript(run.member)]
-            problems += [f"the member was told: {t[:80]!r}" for t in texts
-                         if t.startswith(replies.SOMETHING_WRONG[:30])]
-            current, redeemed, step = _member_after(service, run.phone, str(run.member))
-            if redeemed > 1 or KILL_BALANCE - current > KILL_POINTS:
-                doubles += 1
-                problems.append(f"{redeemed} redemptions, {KILL_BALANCE - current} points "
-                                "debited: redeemed twice")
-            answered = bool(texts) and texts[-1].startswith("800 ")
-            done = redeemed == 1 and current == KILL_BALANCE - KILL_POINTS and step == "menu"
-            if not (answered and done) and not (run.silent and run.silent[-1] == "code"
-                                                and done):
-                lost += 1
-                problems.append(f"the flow did not end in 800: last message "
-                                f"{texts[-1][:80] if texts else None!r}, {redeemed} "
-                                f"redemption(s), {current} points, step {step}")
+            problems, was_lost, double = judge_run(service, run, texts)
+            lost += was_lost
+            doubles += double
             outcome.violations += [f"{where}: {p}" for p in problems]
         outcome.violations += violations(service)
         outcome.crashes = drill.kills
@@ -1899,6 +1882,35 @@ def kill_every_step(url: str, *, steps: tuple[str, ...] = FLOW, every: int = 1) 
     return outcome
 
 
+def judge_run(service: PointsService, run: KillRun, texts: list[str]
+              ) -> tuple[list[str], bool, bool]:
+    """What went wrong with one member's way through the flow (`texts`: the bot's messages
+    in their chat): the problems, whether the flow was lost (it did not end in 800, nor,
+    after a kill after the code's commit, in the redemption done and the chat at the
+    menu), whether the amount was redeemed twice."""
+    from bot import replies
+
+    problems = list(run.problems)
+    if run.kill is not None and not run.killed:
+        problems.append("the kill point was never reached")
+    problems += [f"the member was told: {t[:80]!r}" for t in texts
+                 if t.startswith(replies.SOMETHING_WRONG[:30])]
+    current, redeemed, step = _member_after(service, run.phone, str(run.member))
+    double = redeemed > 1 or KILL_BALANCE - current > KILL_POINTS
+    if double:
+        problems.append(f"{redeemed} redemptions, {KILL_BALANCE - current} points debited: "
+                        "redeemed twice")
+    answered = bool(texts) and texts[-1].startswith("800 ")
+    done = redeemed == 1 and current == KILL_BALANCE - KILL_POINTS and step == "menu"
+    silent_at_the_end = bool(run.silent) and run.silent[-1] == "code"
+    lost = not (done and (answered or silent_at_the_end))
+    if lost:
+        problems.append(f"the flow did not end in 800: last message "
+                        f"{texts[-1][:80] if texts else None!r}, {redeemed} redemption(s), "
+                        f"{current} points, step {step}")
+    return problems, lost, double
+
+
 def _member_after(service: PointsService, mobile: str, chat: str) -> tuple[int, int, str]:
     """A member's current points, how many redemptions they have, their chat's step."""
     def unit(session: Session) -> tuple[int, int, str]:
@@ -1911,10 +1923,10 @@ def _member_after(service: PointsService, mobile: str, chat: str) -> tuple[int, 
 
 
 __all__ = ["DEFAULT_POSTGRES_URL", "POSTGRES_ENV", "STEPS", "UPDATE_KINDS", "BotRig", "Hostile",
-           "Outcome", "bot_load", "bot_settings", "concurrent_guesses",
+           "KillRun", "Outcome", "bot_load", "bot_settings", "concurrent_guesses",
            "concurrent_redemptions", "contact_check", "contact_drill", "contact_members",
            "contact_strategy", "crash_drill", "drill_mobile", "engine_settings",
            "fuzz_drill", "held_connections", "import_check", "international_reading",
-           "kill_every_step",
+           "judge_run", "kill_every_step",
            "members_csv", "money_snapshot", "postgres_base_url", "postgres_database",
            "reply_kind", "rows_with_points", "strategies", "unreachable", "violations"]
