@@ -8,6 +8,10 @@ Drills (`benchmarks/drills.py`, the same code the tests in tests/reliability/ ru
   spread over worker processes that each run their own `Application` and stand-in Bot API;
 - SIGKILL: a process redeeming, importing, earning and reversing in a loop is killed at
   random moments and restarted, and the books are audited after every kill;
+- SIGKILL at every step: a bot worker is killed at every point of the handling of every
+  update of a member's redemption (before and after each commit, after each message the
+  Bot API took), the update delivered again to a fresh worker, and the flow goes on: no
+  update may be lost, no amount redeemed twice;
 - hostile input: Hypothesis draws hostile updates for the bot and hostile import files;
 - connections held: a webhook worker limited to 256 file descriptors is held hundreds of
   idle or half-sent connections while real updates come in, each to be answered within
@@ -19,7 +23,8 @@ Drills (`benchmarks/drills.py`, the same code the tests in tests/reliability/ ru
   link a chat to a member other than the one its international reading names.
 
 For each drill and database the table says how many requests were held, crashes survived,
-hostile inputs tried, and invariant violations found: every one must be 0. PostgreSQL is
+hostile inputs tried, updates lost and double redemptions (for the drills that count them)
+and invariant violations found: the last three must be 0. PostgreSQL is
 LOYALTY_TEST_POSTGRES_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/test); each
 drill gets a database of its own there, dropped afterwards; when the server cannot be
 reached its rows are skipped with a note. Progress goes to stderr, the table to stdout.
@@ -59,12 +64,15 @@ class Sizes:
     guessers: int  # simultaneous wrong guesses at one validation code
     guess_rounds: int  # codes guessed at, one after another
     contacts: int  # contact numbers shared
+    kill_steps: tuple[str, ...]  # updates of the flow killed in at every point
 
 
 QUICK = Sizes(processes=20, bot_members=40, bot_workers=2, kills=6, fuzz_examples=100,
-              held=300, held_updates=20, guessers=40, guess_rounds=1, contacts=100)
+              held=300, held_updates=20, guessers=40, guess_rounds=1, contacts=100,
+              kill_steps=("confirm", "code"))
 FULL = Sizes(processes=50, bot_members=200, bot_workers=4, kills=40, fuzz_examples=1000,
-             held=1000, held_updates=100, guessers=40, guess_rounds=10, contacts=1000)
+             held=1000, held_updates=100, guessers=40, guess_rounds=10, contacts=1000,
+             kill_steps=drills.FLOW)
 
 
 def plan(sizes: Sizes) -> list[tuple[str, Callable[[str], drills.Outcome]]]:
@@ -74,6 +82,8 @@ def plan(sizes: Sizes) -> list[tuple[str, Callable[[str], drills.Outcome]]]:
         ("bot under load", lambda url: drills.bot_load(url, members=sizes.bot_members,
                                                        workers=sizes.bot_workers)),
         ("SIGKILL", lambda url: drills.crash_drill(url, kills=sizes.kills)),
+        ("SIGKILL at every step", lambda url: drills.kill_every_step(
+            url, steps=sizes.kill_steps)),
         ("hostile input", lambda url: drills.fuzz_drill(url, examples=sizes.fuzz_examples)),
         ("connections held", lambda url: drills.held_connections(
             url, held=sizes.held, updates=sizes.held_updates)),
@@ -85,10 +95,16 @@ def plan(sizes: Sizes) -> list[tuple[str, Callable[[str], drills.Outcome]]]:
 
 def format_table(outcomes: Sequence[drills.Outcome]) -> str:
     header = ("drill", "database", "requests held", "crashes survived",
-              "hostile inputs tried", "invariant violations", "seconds")
+              "hostile inputs tried", "updates lost", "double redemptions",
+              "invariant violations", "seconds")
+
+    def counted(value: int | None) -> str:
+        return "-" if value is None else f"{value:,}"
+
     cells = [header] + [
         (o.drill, o.database, f"{o.requests:,}", f"{o.crashes:,}", f"{o.hostile:,}",
-         f"{len(o.violations):,}", f"{o.seconds:.1f}") for o in outcomes]
+         counted(o.lost), counted(o.doubles), f"{len(o.violations):,}", f"{o.seconds:.1f}")
+        for o in outcomes]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
 
     def line(values: Sequence[str]) -> str:
