@@ -96,7 +96,7 @@ async def test_metrics_move_with_a_redemption_through_the_webhook(served: Served
     assert moved("loyalty_redemptions_total") == 1
     assert moved("loyalty_redeemed_points_total") == 500
     assert moved("loyalty_outcomes_total", operation="enter_code", code="800") == 1
-    assert moved("loyalty_outcomes_total", operation="choose_amount", code="800") == 1
+    assert moved("loyalty_outcomes_total", operation="ask_amount", code="800") == 1  # /redeem 500
     assert moved("loyalty_validation_codes_sent_total", channel="chat") == 1
     assert moved("loyalty_updates_total", kind="command") == 2  # /start, /redeem 500
     assert moved("loyalty_updates_total", kind="contact") == 1
