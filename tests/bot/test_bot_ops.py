@@ -114,8 +114,8 @@ async def test_metrics_move_with_a_redemption_through_the_webhook(served: Served
     user = served.world.stand_in.user(USER_ID, "Asha")
     await served.post(user.says("/redeem 7"))
     again = await served.scrape()
-    assert value(again, "loyalty_outcomes_total", operation="is_redeemable", code="821") - \
-        value(after, "loyalty_outcomes_total", operation="is_redeemable", code="821") == 1
+    assert value(again, "loyalty_outcomes_total", operation="ask_amount", code="821") - \
+        value(after, "loyalty_outcomes_total", operation="ask_amount", code="821") == 1
     assert value(again, "loyalty_redemptions_total") == value(after, "loyalty_redemptions_total")
 
 
