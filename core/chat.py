@@ -1,12 +1,14 @@
 """The chat use case: one update of a chat in, one `Outcome` out, decided here.
 
 `Chats.handle(sender, update_key, input)` runs a state-changing update as ONE unit of work:
-it claims the update, loads the chat's step and pending redemption and its member (row-
-locked), calls the engine's operations on the same session, and saves the step; all of it
+it loads the chat's step and pending redemption and its member (row-locked), calls the
+engine's operations on the same session, saves the step and claims the update; all of it
 commits together, so the claim lands only with its outcome. After a crash before commit
 the redelivered update is handled as if for the first time; after commit it is a
-duplicate and changes nothing. Read-only inputs (/start, /balance, /history, /help) run in
-a read transaction and claim nothing.
+duplicate: it changes nothing and is answered with the replies kept with its claim
+(`core.chat_record`), so a worker dying between commit and reply loses no answer.
+Read-only inputs (/start, /balance, /history, /help) run in a read transaction and claim
+nothing.
 
 The steps and what moves between them are one table, `TRANSITIONS` (step x input ->
 transition), in the style of python-telegram-bot's ConversationHandler(states=...) but
@@ -35,7 +37,7 @@ from typing import TypeVar
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
-from core import codes, ledger, outbox, reads, redemption, rules
+from core import chat_record, codes, ledger, outbox, reads, redemption, rules
 from core.chat_io import (
     Button,
     Command,
@@ -192,16 +194,21 @@ class Chats:
         def unit(session: Session) -> Outcome:
             work = Work(session, self.settings, self.service.clock())
             key = update_key[:64]
-            if session.get(HandledUpdate, key) is not None:
-                return Outcome(duplicate=True)
-            session.add(HandledUpdate(key=key, created_at=work.now))
-            # Two workers claiming at once: one insert wins; the other's unit fails on the
-            # key, runs again (Database.run) and finds the claim.
-            session.flush()
-            return self._step(work, sender, given, lock=True)
+            claimed = session.get(HandledUpdate, key)
+            if claimed is not None:  # handled: answered again, nothing done again
+                return (chat_record.loads(claimed.outcome) if claimed.outcome
+                        else Outcome(duplicate=True))
+            outcome = self._step(work, sender, given, lock=True)
+            # The claim, with the replies to answer a redelivery with. Two workers handling
+            # one update at once: one insert wins at commit; the other's unit fails on the
+            # key, runs again whole (Database.run) and finds the claim.
+            session.add(HandledUpdate(key=key, created_at=work.now,
+                                      outcome=chat_record.dumps(outcome)))
+            return outcome
         outcome = self.db.run(unit)
         if outcome.duplicate:
-            log.info("update %s was delivered again: ignored", update_key)
+            log.info("update %s was delivered again: answered again, nothing redone",
+                     update_key)
         return outcome
 
     def _step(self, work: Work, sender: Sender, given: Input, *, lock: bool) -> Outcome:

@@ -14,7 +14,15 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, Index, Numeric, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Index,
+    Numeric,
+    Text,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 MONEY = Numeric(20, 2)
@@ -219,12 +227,14 @@ class CodeDelivery(SQLModel, table=True):
 
 
 class HandledUpdate(SQLModel, table=True):
-    """An incoming update already handled, so a second delivery of it is ignored."""
+    """An incoming update already handled, so a second delivery of it changes nothing; its
+    outcome's replies are kept to answer that delivery again (`core.chat_record`)."""
 
     __tablename__ = "handled_update"
 
     key: str = Field(primary_key=True, max_length=64)
     created_at: datetime
+    outcome: str | None = Field(default=None, sa_type=Text)
 
 
 class StaffAction(SQLModel, table=True):

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from sqlmodel import select
 
+from core.models import HandledUpdate
 from tests.bot.bot_harness import World, webhook_served
 
 SECRET = "s3cret-Token_1"
@@ -66,8 +68,11 @@ async def test_the_right_secret_is_processed_once(served: Served) -> None:
     assert answer.status_code == 200
     assert len(served.world.stand_in.messages(1001)) == 1
     answer = await served.client.post("/telegram/hook", json=update, headers=secret)
-    assert answer.status_code == 200  # Telegram delivered it again: answered, ignored
-    assert len(served.world.stand_in.messages(1001)) == 1
+    assert answer.status_code == 200  # Telegram delivered it again: answered again, from
+    first, again = served.world.stand_in.messages(1001)  # its claim, and nothing redone
+    assert again.text == first.text
+    assert served.world.service().db.run(lambda s: len(s.exec(select(HandledUpdate)).all()),
+                                         write=False) == 1
 
 
 async def test_a_whole_redemption_through_the_webhook(served: Served) -> None:

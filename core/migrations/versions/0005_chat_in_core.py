@@ -4,7 +4,8 @@
 of their own instead of JSON the bot packed into `data`; existing rows are carried over
 (a finished redemption's chat, step "done", and an idle one are back at the menu).
 `code_delivery` holds validation codes waiting to be sent after the transaction that
-issued them commits.
+issued them commits. `handled_update` keeps each update's replies, to answer a
+redelivery again.
 
 Revision ID: 0005
 Revises: 0004
@@ -55,6 +56,8 @@ def upgrade() -> None:
                            .values(**values))
     with op.batch_alter_table('chat_state', schema=None) as batch_op:
         batch_op.drop_column('data')
+    with op.batch_alter_table('handled_update', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('outcome', sa.Text(), nullable=True))
     op.create_table(
         'code_delivery',
         sa.Column('id', sa.Integer(), nullable=False),
@@ -77,6 +80,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index('ix_code_delivery_state_created', table_name='code_delivery')
     op.drop_table('code_delivery')
+    with op.batch_alter_table('handled_update', schema=None) as batch_op:
+        batch_op.drop_column('outcome')
     with op.batch_alter_table('chat_state', schema=None) as batch_op:
         batch_op.add_column(sa.Column('data', sa.String(length=2000), nullable=False,
                                       server_default=''))

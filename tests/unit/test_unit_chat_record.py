@@ -1,0 +1,89 @@
+"""The replies kept with an update's claim (`core.chat_record`): every kind of value a reply
+carries comes back as it was, so a redelivered update is answered word for word."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot import replies
+from core import chat_record
+from core.chat_io import Keyboard, Outcome, Reply, amount_button, code_buttons, reply
+from core.results import (
+    Balance,
+    HistoryItem,
+    Issued,
+    MemberView,
+    Redeemable,
+    RedemptionResult,
+    RedemptionRules,
+    ReversalResult,
+)
+from core.status import InputError, PointsError, Reason, WrongCode
+
+AT = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+ASHA = MemberView(1, "Asha", "+919812345678", "asha@example.com", None, "loyalty", "NONE",
+                  2000, 2000, Decimal("12000.00"), AT)
+BALANCE = Balance(ASHA, 2000, 2000, Decimal("12000.00"), Decimal("2000.00"),
+                  RedemptionRules(100, 5000, 50), (100, 750, 1350, 2000))
+RESULT = RedemptionResult("RABCDEFGHJK", 500, Decimal("500.00"), 1500, "TG-20260301-ABCDEFGH",
+                          "tg-abc", AT, points_reversed=0, current_points=1500)
+ITEMS = [HistoryItem("redemption", "RABCDEFGHJK", 500, AT, "TG-1", "RABCDEFGHJK", 200),
+         HistoryItem("reversal", "VABCDEFGHJK", 200, AT, "TG-1", "RABCDEFGHJK")]
+
+KEPT = [
+    reply("welcome", member=ASHA, staff=True, keyboard=Keyboard.MENU),
+    reply("balance", balance=BALANCE, blocked=None, keyboard=Keyboard.MENU),
+    reply("balance", balance=BALANCE, blocked=PointsError(809, customer_id=1)),
+    reply("cannot_redeem", refusal=PointsError(804, "redeeming needs at least 200")),
+    reply("ask_amount", balance=BALANCE, buttons=((amount_button(100), amount_button(750)),)),
+    reply("try_another", refusal=PointsError(807, multiple=50), nearest=(500, 550)),
+    reply("summary", redeemable=Redeemable(500, Decimal("500.00")),
+          buttons=code_buttons("ABCDEFGH")),
+    reply("code_refused", refusal=WrongCode(808, "2 attempts left", reason=Reason.WRONG,
+                                            attempts_left=2)),
+    reply("code_refused", refusal=PointsError(808, "expired", reason=Reason.EXPIRED)),
+    reply("redeemed", result=RESULT, keyboard=Keyboard.MENU),
+    reply("history", items=ITEMS),
+    reply("member_profile", balance=BALANCE, items=ITEMS, linked="1001"),
+    reply("staff_refused", refusal=InputError("goodwill needs a reason"), usage="/goodwill"),
+    reply("goodwill_issued", issued=Issued(50, 2050, "GABCDEFGHJK")),
+    reply("reversed", result=ReversalResult(("VABCDEFGHJK",), ("RABCDEFGHJK",), 200, 1700)),
+    reply("enter_code", length=6),
+]
+
+
+@pytest.mark.parametrize("kept", KEPT, ids=lambda r: r.key)
+def test_a_kept_reply_reads_back_word_for_word(kept: Reply) -> None:
+    outcome = Outcome((kept,), settled=True, transition="choose_amount")
+    again = chat_record.loads(chat_record.dumps(outcome))
+    assert again.duplicate and again.settled and again.transition == "choose_amount"
+    [back] = again.replies
+    zone = ZoneInfo("Asia/Kolkata")
+    text, _ = replies.render(kept, zone)
+    assert replies.render(back, zone)[0] == text
+    assert back.keyboard == kept.keyboard
+    assert [[b.data for b in row] for row in back.buttons] == \
+        [[b.data for b in row] for row in kept.buttons]
+
+
+def test_a_wrong_code_stays_a_wrong_code() -> None:
+    kept = reply("code_refused", refusal=WrongCode(808, reason=Reason.ATTEMPTS,
+                                                   attempts_left=0))
+    [back] = chat_record.loads(chat_record.dumps(Outcome((kept,)))).replies
+    refusal = back.values["refusal"]
+    assert isinstance(refusal, WrongCode) and refusal.reason is Reason.ATTEMPTS
+    assert refusal.facts == {"attempts_left": 0}
+
+
+def test_a_value_not_kept_is_refused_at_once() -> None:
+    @dataclass(frozen=True)
+    class Stray:
+        x: int
+
+    with pytest.raises(TypeError):
+        chat_record.dumps(Outcome((reply("x", thing=Stray(1)),)))
