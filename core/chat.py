@@ -32,7 +32,9 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import TypeVar
 
-from sqlalchemy import delete
+from sqlalchemy import Table, delete
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from core import codes, ledger, outbox, reads, redemption, rules
@@ -71,6 +73,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 _TOKEN_CHARS = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # noqa: S105  (an alphabet)
 HISTORY_ITEMS = 10
+HANDLED: Table = HandledUpdate.__table__  # type: ignore[attr-defined]
 
 
 class Step(StrEnum):
@@ -184,13 +187,8 @@ class Chats:
 
         def unit(session: Session) -> Outcome:
             work = Work(session, self.settings, self.service.clock())
-            key = update_key[:64]
-            if session.get(HandledUpdate, key) is not None:
+            if not _claim(session, update_key[:64], work):
                 return Outcome(duplicate=True)
-            session.add(HandledUpdate(key=key, created_at=work.now))
-            # Two workers claiming at once: one insert wins; the other's unit fails on the
-            # key, runs again (Database.run) and finds the claim.
-            session.flush()
             return self._step(work, sender, given, lock=True)
         outcome = self.db.run(unit)
         if outcome.duplicate:
@@ -302,15 +300,44 @@ class Chats:
             col(HandledUpdate.created_at) < cutoff)))
 
 
+def _claim(session: Session, key: str, work: Work) -> bool:
+    """Claim update `key` for this unit of work, in one statement; False when it was
+    claimed before (a duplicate). Two workers claiming at once: the second insert waits
+    for the first's transaction and, once it commits, inserts nothing."""
+    row = {"key": key, "created_at": work.now}
+    if session.get_bind().dialect.name == "sqlite":  # rowcount: what the insert inserted
+        claimed = session.execute(sqlite_insert(HANDLED).values(row)
+                                  .on_conflict_do_nothing(index_elements=["key"]))
+        return bool(claimed.rowcount)  # type: ignore[attr-defined]
+    # psycopg gives no rowcount here: the inserted key comes back, or nothing.
+    return session.execute(postgresql_insert(HANDLED).values(row)
+                           .on_conflict_do_nothing(index_elements=["key"])
+                           .returning(HANDLED.c.key)).first() is not None
+
+
 def _load(work: Work, sender: Sender, *, lock: bool) -> Chat:
+    """The chat's link, member and state: one joined query, except where rows are locked
+    one by one (PostgreSQL; SQLite's write transaction holds the whole database)."""
     session, user = work.session, sender.user
-    link = session.get(ChatLink, user)
-    member = None
-    if link is not None and link.member_id is not None:
-        member = (ledger.lock(session, link.member_id) if lock
-                  else session.get(Member, link.member_id))
-    state = session.get(ChatState, user, with_for_update=lock) or ChatState(
-        channel_user=user, step=Step.MENU, updated_at=work.now)
+    link: ChatLink | None
+    member: Member | None = None
+    state: ChatState | None
+    if lock and session.get_bind().dialect.name != "sqlite":
+        link = session.get(ChatLink, user)
+        if link is not None and link.member_id is not None:
+            member = ledger.lock(session, link.member_id)
+        state = session.get(ChatState, user, with_for_update=True)
+    else:
+        found = session.exec(
+            select(ChatLink, Member, ChatState).select_from(ChatLink)
+            .outerjoin(Member, col(Member.id) == col(ChatLink.member_id))
+            .outerjoin(ChatState, col(ChatState.channel_user) == col(ChatLink.channel_user))
+            .where(col(ChatLink.channel_user) == user)).first()
+        if found is None:  # never verified: no link
+            link, state = None, session.get(ChatState, user)
+        else:
+            link, member, state = found
+    state = state or ChatState(channel_user=user, step=Step.MENU, updated_at=work.now)
     replaced = link is not None and link.member_id is None and link.replaced_at is not None
     return Chat(work, sender, state, member, replaced)
 
