@@ -32,7 +32,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import TypeVar
 
-from sqlalchemy import Table, delete
+from sqlalchemy import Table, bindparam, delete
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -315,6 +315,13 @@ def _claim(session: Session, key: str, work: Work) -> bool:
                            .returning(HANDLED.c.key)).first() is not None
 
 
+# A chat's link, member and state in one query, built once (its cache key too).
+_CHAT = (select(ChatLink, Member, ChatState).select_from(ChatLink)
+         .outerjoin(Member, col(Member.id) == col(ChatLink.member_id))
+         .outerjoin(ChatState, col(ChatState.channel_user) == col(ChatLink.channel_user))
+         .where(col(ChatLink.channel_user) == bindparam("user")))
+
+
 def _load(work: Work, sender: Sender, *, lock: bool) -> Chat:
     """The chat's link, member and state: one joined query, except where rows are locked
     one by one (PostgreSQL; SQLite's write transaction holds the whole database)."""
@@ -328,11 +335,7 @@ def _load(work: Work, sender: Sender, *, lock: bool) -> Chat:
             member = ledger.lock(session, link.member_id)
         state = session.get(ChatState, user, with_for_update=True)
     else:
-        found = session.exec(
-            select(ChatLink, Member, ChatState).select_from(ChatLink)
-            .outerjoin(Member, col(Member.id) == col(ChatLink.member_id))
-            .outerjoin(ChatState, col(ChatState.channel_user) == col(ChatLink.channel_user))
-            .where(col(ChatLink.channel_user) == user)).first()
+        found = session.exec(_CHAT, params={"user": user}).first()
         if found is None:  # never verified: no link
             link, state = None, session.get(ChatState, user)
         else:
