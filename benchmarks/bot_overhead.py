@@ -31,6 +31,7 @@ from typing import Any
 
 from benchmarks.common import (
     SECRET_KEY,
+    WAITING,
     Goal,
     Row,
     Section,
@@ -398,7 +399,7 @@ def _section(echo: Outcome, full: Outcome, size: Size, quick: bool) -> Section:
                       for name, sec in calls)
     profiled = len(full.solo_latencies)  # as many profiled updates as timed ones
     extra = {name: full.layers.get(name, 0.0) - echo.layers.get(name, 0.0)
-             for name in full.layers}
+             for name in full.layers if name != WAITING}
     biggest = sorted(((n, v) for n, v in extra.items() if v > 0), key=lambda i: -i[1])[:3]
     between = ", ".join(f"{name} {1000 * v / profiled:.2f} ms" for name, v in biggest)
     cost = (f"the bot's process spends {cpu_bot:.1f} ms of CPU per /balance against the echo "

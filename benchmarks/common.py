@@ -231,6 +231,10 @@ def timed(action: Callable[[], object]) -> float:
 # Layers of the stack, by where a profiled function lives: the first marker found in
 # "file:function" names its layer (so the more specific markers come first).
 LAYERS: tuple[tuple[str, str], ...] = (
+    # Not work: the event loop's thread waiting for the next event, a thread for a lock.
+    (WAITING := "waiting (idle event loop, lock waits; not work)",
+     "<method 'poll' of 'select.epoll'"),
+    (WAITING, "<method 'acquire' of '_thread.lock'"),
     ("driver: sqlite3 commit (WAL write + fsync)", "<method 'commit' of 'sqlite3.Connection'"),
     ("driver: sqlite3 statements (SQLite's C code)", "<method 'execute' of 'sqlite3."),
     ("python-telegram-bot", "/telegram/"),
@@ -266,6 +270,7 @@ def layer_lines(stats: pstats.Stats, units: int, unit: str) -> list[str]:
     lines = [f"  by layer (own time under cProfile, {units} {unit}s, "
              f"{total / units * 1000:.2f} ms/{unit} profiled; cProfile slows Python calls, "
              f"not SQLite's C code or fsync, so Python's share is overstated):"]
+    total -= layers.pop(WAITING)
     lines += [f"    {seconds / total:6.1%}  {seconds / units * 1000:6.3f} ms  {name}"
               for name, seconds in sorted(layers.items(), key=lambda item: -item[1])
               if seconds]
