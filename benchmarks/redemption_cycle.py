@@ -357,11 +357,12 @@ def _why(per_cycle: float, floor: float, statements: float, stats: pstats.Stats,
             f"stands between the figure and the goal is Python in front of SQLite, not "
             f"durability (the same commits and fsyncs on both sides): {statements:.0f} "
             f"statements per cycle against the baseline's {PLAIN_STATEMENTS}, and by the "
-            f"profile {top} of the profiled time. To close the gap: fewer statements per step "
-            f"(the delivery's three reads as one, codes.issue's two reads of the code table "
-            f"as one, redeem's second member lock) and SQLAlchemy Core statements built once "
-            f"instead of ORM objects on the hot path; on a disk with slower fsync the ratio "
-            f"rises by itself")
+            f"profile {top} of the profiled time. What is left to take: the ORM's unit of "
+            f"work (each step loads the chat as objects and flushes them back), a savepoint "
+            f"(SAVEPOINT and RELEASE) around each engine operation that writes, statements "
+            f"built again on every call (only the chat's and the delivery's queries are built "
+            f"once), and redeem's two reads before it writes; on a disk with slower fsync the "
+            f"ratio rises by itself")
 
 
 def _filesystem(path: Path) -> str:
