@@ -9,13 +9,18 @@ are the sums of their ledger entries. Members are named by Indian mobile numbers
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import platform
+import pstats
+import shutil
+import signal
 import sqlite3
+import subprocess
 import sys
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -235,6 +240,107 @@ def timed(action: Callable[[], object]) -> float:
     start = time.perf_counter()
     action()
     return time.perf_counter() - start
+
+
+# ---------------------------------------------------------------- where the time goes
+
+# Layers of the stack, by where a profiled function lives: the first marker found in
+# "file:function" names its layer (so the more specific markers come first).
+LAYERS: tuple[tuple[str, str], ...] = (
+    # Not work: the event loop's thread waiting for the next event, a thread for a lock.
+    (WAITING := "waiting (idle event loop, lock waits; not work)",
+     "<method 'poll' of 'select.epoll'"),
+    (WAITING, "<method 'acquire' of '_thread.lock'"),
+    ("driver: sqlite3 commit (WAL write + fsync)", "<method 'commit' of 'sqlite3.Connection'"),
+    ("driver: sqlite3 statements (SQLite's C code)", "<method 'execute' of 'sqlite3."),
+    ("python-telegram-bot", "/telegram/"),
+    ("our adapter (bot/)", "/bot/"),
+    ("core.chat (the chat use case)", "/core/chat"),
+    ("engine operations (the rest of core/)", "/core/"),
+    ("SQLAlchemy ORM (sessions, unit of work, loading)", "/sqlalchemy/orm/"),
+    ("SQLAlchemy Core (SQL compilation, engine, pool)", "/sqlalchemy/"),
+    ("sqlmodel + pydantic (model construction, validation)", "/sqlmodel/"),
+    ("sqlmodel + pydantic (model construction, validation)", "/pydantic"),
+    ("phonenumbers (parsing a mobile number)", "/phonenumbers/"),
+    ("pyotp + hmac (deriving the code)", "/pyotp/"),
+    ("asyncio + threads (event loop, hand-offs)", "/asyncio/"),
+    ("asyncio + threads (event loop, hand-offs)", "/concurrent/"),
+    ("asyncio + threads (event loop, hand-offs)", "/threading.py"),
+)
+OTHER = "other (stdlib, builtins)"
+
+
+def by_layer(stats: pstats.Stats) -> tuple[dict[str, float], float]:
+    """Own (not cumulative) profiled seconds by layer (`LAYERS`), and the total."""
+    raw = stats.stats  # type: ignore[attr-defined]
+    layers = dict.fromkeys([name for name, _ in LAYERS] + [OTHER], 0.0)
+    for (filename, _line, function), entry in raw.items():
+        where = f"{filename}:{function}" if filename != "~" else function
+        layers[next((name for name, marker in LAYERS if marker in where), OTHER)] += entry[2]
+    return layers, sum(layers.values())
+
+
+def layer_lines(stats: pstats.Stats, units: int, unit: str) -> list[str]:
+    """The profile by layer, one line each, largest first, in ms per `unit` and share."""
+    layers, total = by_layer(stats)
+    lines = [f"  by layer (own time under cProfile, {units} {unit}s, "
+             f"{total / units * 1000:.2f} ms/{unit} profiled; cProfile slows Python calls, "
+             f"not SQLite's C code or fsync, so Python's share is overstated):"]
+    total -= layers.pop(WAITING)
+    lines += [f"    {seconds / total:6.1%}  {seconds / units * 1000:6.3f} ms  {name}"
+              for name, seconds in sorted(layers.items(), key=lambda item: -item[1])
+              if seconds]
+    return lines
+
+
+def top_functions(stats: pstats.Stats, units: int, unit: str, marker: str,
+                  count: int = 8) -> list[str]:
+    """The `count` functions under `marker` ("/core/") with the most cumulative time."""
+    raw = stats.stats  # type: ignore[attr-defined]
+    chosen = sorted(((key, entry) for key, entry in raw.items() if marker in key[0]),
+                    key=lambda item: -item[1][3])[:count]
+    lines = []
+    for (filename, line, function), entry in chosen:
+        short = filename[filename.rindex(marker) + 1:]
+        lines.append(f"    {entry[3] / units * 1000:6.2f} ms/{unit}  {entry[1]:>6} calls  "
+                     f"{short}:{line}({function})")
+    return lines
+
+
+@contextlib.contextmanager
+def counted_fsyncs() -> Iterator[list[int | None]]:
+    """Count this process's fsync and fdatasync calls while the block runs, with strace
+    attached to the calling thread: yields a list whose one item is the count afterwards,
+    or None when strace is missing or may not attach. Slows each traced syscall: use it
+    on a few cycles outside the timed runs."""
+    result: list[int | None] = [None]
+    strace = shutil.which("strace")
+    if strace is None:
+        yield result
+        return
+    tracer = subprocess.Popen(
+        [strace, "-c", "-e", "trace=fsync,fdatasync", "-p", str(threading_id())],
+        stderr=subprocess.PIPE, text=True)
+    assert tracer.stderr is not None
+    attached = tracer.stderr.readline()  # "strace: Process N attached", or why not
+    try:
+        yield result
+    finally:
+        tracer.send_signal(signal.SIGINT)
+        out = attached + tracer.communicate(timeout=30)[1]
+    if "attached" not in attached:
+        return
+    # strace -c: "% time, seconds, usecs/call, calls, [errors,] syscall" a line.
+    rows = [line.split() for line in out.splitlines()]
+    result[0] = sum(int(row[3]) for row in rows
+                    if len(row) in (5, 6) and row[-1] in ("fsync", "fdatasync"))
+
+
+def threading_id() -> int:
+    """The kernel's id of the calling thread (strace -p traces that thread)."""
+    import threading
+
+    return threading.get_native_id()
 
 
 # ---------------------------------------------------------------- members and settings

@@ -34,7 +34,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import TypeVar
 
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete
 from sqlmodel import Session, col, select
 
 from core import chat_record, codes, ledger, outbox, reads, redemption, rules
@@ -322,15 +322,32 @@ class Chats:
             col(HandledUpdate.created_at) < cutoff)))
 
 
+# A chat's link, member and state in one query, built once (its cache key too).
+_CHAT = (select(ChatLink, Member, ChatState).select_from(ChatLink)
+         .outerjoin(Member, col(Member.id) == col(ChatLink.member_id))
+         .outerjoin(ChatState, col(ChatState.channel_user) == col(ChatLink.channel_user))
+         .where(col(ChatLink.channel_user) == bindparam("user")))
+
+
 def _load(work: Work, sender: Sender, *, lock: bool) -> Chat:
+    """The chat's link, member and state: one joined query, except where rows are locked
+    one by one (PostgreSQL; SQLite's write transaction holds the whole database)."""
     session, user = work.session, sender.user
-    link = session.get(ChatLink, user)
-    member = None
-    if link is not None and link.member_id is not None:
-        member = (ledger.lock(session, link.member_id) if lock
-                  else session.get(Member, link.member_id))
-    state = session.get(ChatState, user, with_for_update=lock) or ChatState(
-        channel_user=user, step=Step.MENU, updated_at=work.now)
+    link: ChatLink | None
+    member: Member | None = None
+    state: ChatState | None
+    if lock and session.get_bind().dialect.name != "sqlite":
+        link = session.get(ChatLink, user)
+        if link is not None and link.member_id is not None:
+            member = ledger.lock(session, link.member_id)
+        state = session.get(ChatState, user, with_for_update=True)
+    else:
+        found = session.exec(_CHAT, params={"user": user}).first()
+        if found is None:  # never verified: no link
+            link, state = None, session.get(ChatState, user)
+        else:
+            link, member, state = found
+    state = state or ChatState(channel_user=user, step=Step.MENU, updated_at=work.now)
     replaced = link is not None and link.member_id is None and link.replaced_at is not None
     return Chat(work, sender, state, member, replaced)
 

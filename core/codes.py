@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 
 import pyotp
 from sqlalchemy import func
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from core import ledger
@@ -63,14 +64,17 @@ def issue(session: Session, settings: Settings, member: Member, points: int,
     """Issue (or resend) the code for `member` and `points`; 860 past the send limits."""
     assert member.id is not None
     since = now - timedelta(seconds=settings.otp_period_seconds)
-    sent_lately = session.exec(
-        select(func.coalesce(func.sum(ValidationCode.sends), 0)).where(
-            ValidationCode.member_id == member.id, col(ValidationCode.issued_at) > since)
-    ).one()
+    # The codes sent lately and the latest code, in one query (no code: none sent).
+    earlier = aliased(ValidationCode)
+    sent = select(func.coalesce(func.sum(earlier.sends), 0)).where(
+        earlier.member_id == member.id, col(earlier.issued_at) > since).scalar_subquery()
+    found = session.exec(
+        select(ValidationCode, sent).where(ValidationCode.member_id == member.id)
+        .order_by(col(ValidationCode.id).desc()).limit(1)).first()
+    current, sent_lately = found if found is not None else (None, 0)
     if sent_lately >= settings.otp_period_max_sends:
         raise PointsError(860, "too many validation codes were requested; try again later",
                           reason=Reason.PERIOD_LIMIT)
-    current = latest(session, member.id)
     if current is not None and current.state == CodeState.ACTIVE:
         if current.expires_at > now and current.points == points:
             if current.sends >= settings.otp_max_sends:

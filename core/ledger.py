@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import RowMapping, Table, bindparam, func, insert, update
+from sqlalchemy.exc import NoResultFound
 from sqlmodel import Session, col, select
 
 from core import limits
@@ -60,6 +61,14 @@ def find_member(session: Session, identifier: Identifier, *, lock: bool = False)
 
 
 def lock(session: Session, member_id: int) -> Member:
+    """The member, row-locked (FOR UPDATE). On SQLite a write transaction (BEGIN
+    IMMEDIATE) holds the whole database already: a member this session read is taken as
+    it is, without a statement."""
+    if session.get_bind().dialect.name == "sqlite":
+        found = session.get(Member, member_id)
+        if found is None:
+            raise NoResultFound("no member with this id")
+        return found
     member = session.exec(select(Member).where(Member.id == member_id).with_for_update()).one()
     return member
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from sqlalchemy import bindparam, update
 from sqlmodel import Session, col, select
 
 from core import codes
@@ -90,22 +91,36 @@ def send(service: PointsService, delivery_id: int, *, take_over: bool = False) -
     return Sent(row.token, row.reply_to, issued=issued)
 
 
+# A delivery with its code and member, in one query, built once.
+_DELIVERY = (select(CodeDelivery, ValidationCode, Member).select_from(CodeDelivery)
+             .outerjoin(ValidationCode, col(ValidationCode.id) == col(CodeDelivery.code_id))
+             .outerjoin(Member, col(Member.id) == col(ValidationCode.member_id))
+             .where(col(CodeDelivery.id) == bindparam("id")))
+
+
 class _Dropped:
     """The code is no longer wanted."""
 
 
 def _prepare(session: Session, service: PointsService, delivery_id: int, now: datetime,
              take_over: bool) -> tuple[CodeToDeliver, CodeDelivery] | _Dropped | None:
-    row = session.get(CodeDelivery, delivery_id, with_for_update=take_over)
-    if row is None or row.state != DeliveryState.SENDING:
-        return None
+    record: ValidationCode | None
+    member: Member | None
     if take_over:
+        row = session.get(CodeDelivery, delivery_id, with_for_update=True)
+        if row is None or row.state != DeliveryState.SENDING:
+            return None
         if row.claimed_at is not None and row.claimed_at >= now - LEASE:
             return None  # another worker took it meanwhile
         row.claimed_at = now
         session.add(row)
-    record = session.get(ValidationCode, row.code_id)
-    member = session.get(Member, record.member_id) if record is not None else None
+        record = session.get(ValidationCode, row.code_id)
+        member = session.get(Member, record.member_id) if record is not None else None
+    else:  # this worker's own delivery, read in one query
+        found = session.exec(_DELIVERY, params={"id": delivery_id}).first()
+        if found is None or found[0].state != DeliveryState.SENDING:
+            return None
+        row, record, member = found
     if record is None or member is None or record.state != CodeState.ACTIVE \
             or record.expires_at <= now:
         return _Dropped()
@@ -121,9 +136,7 @@ def _prepare(session: Session, service: PointsService, delivery_id: int, now: da
 
 
 def _finish(session: Session, delivery_id: int, state: DeliveryState, now: datetime) -> None:
-    row = session.get(CodeDelivery, delivery_id)
-    if row is not None:
-        row.state, row.done_at = state, now
-        session.add(row)
+    session.execute(update(CodeDelivery).where(col(CodeDelivery.id) == delivery_id)
+                    .values(state=state, done_at=now))
 
 
