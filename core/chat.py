@@ -218,8 +218,9 @@ class Chats:
             or TRANSITIONS[(ANY, "text")]
         if row.members_only and chat.member is None:
             return Outcome((ask_to_verify(chat, "not_linked"),))
+        before = _pending(chat.state)
         outcome = replace(row.run(self, chat, given), transition=row.name)
-        if lock:
+        if lock and _pending(chat.state) != before:  # a step that changed nothing writes none
             chat.state.updated_at = work.now
             work.session.add(chat.state)
         return outcome
@@ -350,6 +351,12 @@ def _load(work: Work, sender: Sender, *, lock: bool) -> Chat:
     state = state or ChatState(channel_user=user, step=Step.MENU, updated_at=work.now)
     replaced = link is not None and link.member_id is None and link.replaced_at is not None
     return Chat(work, sender, state, member, replaced)
+
+
+def _pending(state: ChatState) -> tuple[object, ...]:
+    """What a chat's state holds: its step and pending redemption."""
+    return (state.step, state.points, state.external_reference, state.transaction_number,
+            state.token)
 
 
 def _reset(work: Work, user: str) -> None:

@@ -79,7 +79,7 @@ def test_arbitrary_text_at_every_step(rig: BotRig, step: str, text: str) -> None
 
 
 @FUZZ
-@given(step=st.sampled_from(["idle", "amount", "confirm", "code"]), number=HOSTILE.numbers,
+@given(step=st.sampled_from(["menu", "amount", "confirm", "code"]), number=HOSTILE.numbers,
        how=st.sampled_from(["/redeem {}", "{}", "/redeem@LoyaltyTestBot {}"]))
 def test_numbers_of_every_shape_as_an_amount(rig: BotRig, step: str, number: str,
                                              how: str) -> None:
@@ -232,7 +232,7 @@ def test_text_the_database_cannot_keep_is_handled_like_any_other(rig: BotRig,
                                                                  text: str) -> None:
     """Regression: on PostgreSQL a NUL in a refused staff command's arguments (which are
     recorded) reached the error handler with a DataError."""
-    for step in ("unlinked", "idle", "code"):
+    for step in ("unlinked", "menu", "code"):
         holds(rig, Hostile("command", step, text))
 
 

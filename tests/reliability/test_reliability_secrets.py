@@ -29,7 +29,7 @@ from bot.standin import StandInRequest
 from bot.webhook import SECRET_HEADER, serve_webhook
 from tests.bot.bot_harness import ASHA, Chat, World, telegram_phone, text_of
 from tests.bot.test_bot_channels import Gateway, Mailbox, free_port
-from tests.sandbox.sandbox_support import PROMPT, spawn_sandbox
+from tests.sandbox.sandbox_support import PROMPT, letter_of, spawn_sandbox
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 
@@ -257,7 +257,7 @@ def test_the_sandbox_log_file_at_verbose_has_no_code(tmp_path: Path) -> None:
     child.expect(PROMPT)
     child.sendline("/redeem 500")
     child.expect(PROMPT)
-    child.sendline(number_of(str(child.before), "Confirm"))
+    child.sendline(letter_of(str(child.before), "Confirm"))
     child.expect(PROMPT)
     found = re.search(r"Your validation code is (\d{6})", str(child.before))
     assert found, child.before
@@ -271,12 +271,6 @@ def test_the_sandbox_log_file_at_verbose_has_no_code(tmp_path: Path) -> None:
     assert " DEBUG " in log  # verbose: everything is in it
     assert "Processing update" in log  # python-telegram-bot's own lines are there ...
     assert found.group(1) not in log  # ... but not the code
-
-
-def number_of(screen: str, label: str) -> str:
-    found = re.search(rf"\[(\d+)\] {re.escape(label)}", screen)
-    assert found, screen
-    return found.group(1)
 
 
 def test_the_filter_keeps_contents_and_secrets_out_of_each_record() -> None:

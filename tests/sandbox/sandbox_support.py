@@ -8,6 +8,7 @@ reliability suite.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -51,3 +52,8 @@ def isolate(monkeypatch: pytest.MonkeyPatch, directory: Path) -> Path:
     return hermetic(monkeypatch, directory, SandboxSettings)
 
 
+def letter_of(screen: str, label: str) -> str:
+    """The letter shown before the button `label` on this screen (the last one shown)."""
+    found = re.findall(rf"\[([a-z]+)\] (?:📱 )?{re.escape(label)}", screen)
+    assert found, f"no [letter] {label} on screen:\n{screen}"
+    return str(found[-1])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pexpect
 
-from tests.sandbox.sandbox_support import PROMPT, clean_environment, spawn_sandbox
+from tests.sandbox.sandbox_support import PROMPT, clean_environment, letter_of, spawn_sandbox
 
 
 def until_prompt(child: pexpect.spawn) -> str:
@@ -76,13 +76,6 @@ def test_a_staff_user_redeems_with_the_code_from_the_chat_then_breaks_a_rule(
     child.close()
     assert child.exitstatus == 0
     assert "Traceback" not in str(child.before)
-
-
-def letter_of(screen: str, label: str) -> str:
-    """The letter shown before the button `label` on this screen (the last one shown)."""
-    found = re.findall(rf"\[([a-z]+)\] (?:📱 )?{re.escape(label)}", screen)
-    assert found, f"no [letter] {label} on screen:\n{screen}"
-    return str(found[-1])
 
 
 def test_other_members_the_contact_button_as_reset_and_ctrl_c(tmp_path: Path) -> None:
