@@ -8,7 +8,7 @@ here runs unless one of those two asked for it. `build_sandbox_application` call
 
 - `/as MOBILE` (or `/as 3`, a demo member's number; any identifier works): staff only. Links
   the staff member's own Telegram account to that member without a contact
-  (`core.conversation.Conversations.link`), leaves any pending step, and welcomes them as
+  (`core.chat.Chats.link`), leaves any pending step (voiding a pending code), and welcomes them as
   that member.
 - `/forget`: staff only. Unlinks their account, so that /start asks for the phone number
   as it asks a new member.
