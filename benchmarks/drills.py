@@ -1867,7 +1867,7 @@ def kill_every_step(url: str, *, steps: tuple[str, ...] = FLOW, every: int = 1) 
             f"{drill.kills} kills at {len(plan)} points of {len(FLOW)} updates "
             f"({', '.join(f'{FLOW[i - 1]} {len(p)}' for i, p in enumerate(dry.points, 1))});"
             f" {lost} flows lost, {doubles} double redemptions; answers that never came "
-            f"(a duplicate after commit answers nothing): "
+            f"(a redelivery is answered from its claim, so none should be): "
             f"{', '.join(f'{k} {v}' for k, v in silent.items()) or 'none'}; repeated by the "
             f"member: {sum(len(r.again) for r in runs)}")
     service.db.dispose()
