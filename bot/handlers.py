@@ -51,7 +51,7 @@ def read_input(update: Update, bot_username: str | None) -> Input | None:
                        own=message.contact.user_id == update.effective_user.id)
     text = message.text or ""
     if text.startswith("/"):
-        head, *args = text[1:].split()  or [""]
+        head, *args = text[1:].split() or [""]
         name, _, addressee = head.partition("@")
         if addressee and bot_username and addressee.casefold() != bot_username.casefold():
             return None  # another bot's command

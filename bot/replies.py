@@ -42,7 +42,7 @@ STAFF_HELP = ("Staff:\n"
               "/revert TRANSACTION_NUMBER [POINTS] [IDENTIFIER] – give back a transaction's "
               "points\n"
               "/reverse REDEMPTION_ID [POINTS] – reverse a redemption, all or part")
-NOT_UNDERSTOOD = "Sorry, I did not understand that.\n\n" + HELP
+NOT_UNDERSTOOD = "Sorry, I did not understand that."
 SOMETHING_WRONG = ("Sorry, something went wrong on my side. Check /balance and /history, "
                    "or try again.\n\n" + HELP)
 ASK_CONTACT = ("To see your points, share your phone number with the button below. It must "
@@ -59,7 +59,6 @@ STALE = "That button belongs to a request that is no longer pending.\n\n" + HELP
 NOTHING_TO_CANCEL = "There is nothing to cancel."
 CANCELLED = "Cancelled: nothing was redeemed."
 CONFIRM_OR_CANCEL = "Press Confirm to receive a validation code, or Cancel."
-ENTER_CODE = "Enter the validation code you received, or press Cancel."
 STAFF_ONLY = "This command is for member care staff only."
 
 
@@ -258,8 +257,7 @@ WORDING: dict[str, Callable[[Values, tzinfo], str]] = {
     "contact_refused": lambda v, z: f"{refusal(v['refusal'])}\n{CONTACT_REFUSED}",
     "welcome": lambda v, z: welcome(v["member"], v.get("staff", False)),
     "help": lambda v, z: _help(v.get("staff", False)),
-    "not_understood": lambda v, z: "Sorry, I did not understand that.\n\n"
-                                   + _help(v.get("staff", False)),
+    "not_understood": lambda v, z: f"{NOT_UNDERSTOOD}\n\n{_help(v.get('staff', False))}",
     "balance": lambda v, z: balance(v["balance"], v.get("blocked")),
     "history": lambda v, z: history(v["items"], z),
     "cannot_redeem": lambda v, z: cannot_redeem(v["refusal"]),

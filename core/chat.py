@@ -65,7 +65,7 @@ from core.chat_staff import (
 )
 from core.conversation import attach, contact_mobile
 from core.identifiers import Identifier, Kind
-from core.models import ChatLink, ChatState, CodeState, CustomerType, HandledUpdate, Member
+from core.models import ChatLink, ChatState, CustomerType, HandledUpdate, Member
 from core.results import MemberView
 from core.service import PointsService
 from core.status import PointsError, Reason, WrongCode
@@ -186,7 +186,7 @@ class Chats:
         """Decide what `given` comes to for `sender`'s chat, exactly once per
         `update_key` (the messaging app's id of the update)."""
         row = TRANSITIONS.get((ANY, kind(given, Step.MENU, self.settings.otp_length)))
-        if row is not None and row.reads_only and not isinstance(given, Text):
+        if row is not None and row.reads_only:
             return self.db.run(lambda s: self._step(Work(s, self.settings,
                                                          self.service.clock()),
                                                     sender, given, lock=False), write=False)
@@ -290,11 +290,6 @@ class Chats:
             _reset(Work(session, self.settings, self.service.clock()), channel_user)
         self.db.run(unit)
 
-    def reset(self, channel_user: str) -> None:
-        """Back to the menu, any pending code voided (the sandbox's `/reset`)."""
-        self.db.run(lambda s: _reset(Work(s, self.settings, self.service.clock()),
-                                     channel_user))
-
     def member_id(self, channel_user: str) -> int | None:
         def unit(session: Session) -> int | None:
             link = session.get(ChatLink, channel_user)
@@ -360,24 +355,23 @@ def _pending(state: ChatState) -> tuple[object, ...]:
 
 
 def _reset(work: Work, user: str) -> None:
+    """Back to the menu (`Chat.to`: a pending code is voided)."""
     state = work.session.get(ChatState, user)
     if state is None:
         return
-    if state.step == Step.CODE and state.points:
-        link = work.session.get(ChatLink, user)
-        if link is not None and link.member_id is not None:
-            _void_code(work, link.member_id)
-    chat = Chat(work, Sender(user), state, None, False)
-    chat.to(Step.MENU)
+    link = work.session.get(ChatLink, user)
+    member = (work.session.get(Member, link.member_id)
+              if link is not None and link.member_id is not None else None)
+    Chat(work, Sender(user), state, member, False).to(Step.MENU)
     state.updated_at = work.now
     work.session.add(state)
 
 
 def _void_code(work: Work, member_id: int) -> None:
+    """Void the member's pending code, if they have one."""
     latest = codes.latest(work.session, member_id)
-    if latest is not None and latest.state == CodeState.ACTIVE:
-        latest.state = CodeState.VOIDED
-        work.session.add(latest)
+    if latest is not None and latest.id is not None:
+        codes.void(work.session, latest.id)
 
 
 # ---------------------------------------------------------------- transitions: getting in
