@@ -622,7 +622,10 @@ def cancel(chats: Chats, chat: Chat, given: Input) -> Outcome:
 
 
 def stale_button(chats: Chats, chat: Chat, given: Input) -> Outcome:
-    """A button of a redemption that is no longer pending."""
+    """A button of a redemption (or a staff chat's goodwill grant) that is no longer
+    pending; an unverified chat that is not staff is asked to verify."""
+    if chat.member is None and not chat.sender.staff:
+        return Outcome((ask_to_verify(chat, "not_linked"),))
     return stale(chat)
 
 
@@ -653,8 +656,8 @@ TRANSITIONS: dict[tuple[Step | None, str], Row] = {
     (Step.CODE, "resend"): Row(resend),
     (Step.CODE, "confirm"): Row(code_hint),
     (Step.CODE, "text"): Row(code_hint),
-    (ANY, "confirm"): Row(stale_button),
-    (ANY, "resend"): Row(stale_button),
+    (ANY, "confirm"): Row(stale_button, members_only=False),
+    (ANY, "resend"): Row(stale_button, members_only=False),
     (ANY, "/member"): Row(staff_command(staff_member), members_only=False),
     (ANY, "/goodwill"): Row(staff_command(staff_goodwill), members_only=False),
     (ANY, "/revert"): Row(staff_command(staff_revert), members_only=False),

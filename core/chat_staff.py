@@ -60,10 +60,15 @@ def staff_command(step: StaffStep) -> Callable[[Chats, Chat, Input], Outcome]:
     def run(chats: Chats, chat: Chat, given: Input) -> Outcome:
         assert isinstance(given, Command)
         target, staff = " ".join(given.args), chat.sender.who
+
+        def concerns() -> int | None:  # the member an audit line is about, when known
+            return (_member_id(chats, chat, given.args[0])
+                    if action in NAMES_A_MEMBER and given.args else None)
         if not chat.sender.staff:
             log.warning("refused /%s: the sender is not staff (recorded in the staff audit)",
                         action)
-            staff_audit.record(chat.work, staff, action, target, False, "not staff")
+            staff_audit.record(chat.work, staff, action, target, False, "not staff",
+                               member_id=concerns())
             return Outcome((reply("staff_only"),))
         low, high = ARGUMENTS[action]
         if not low <= len(given.args) <= high:
@@ -71,10 +76,8 @@ def staff_command(step: StaffStep) -> Callable[[Chats, Chat, Input], Outcome]:
         try:
             return chats.attempt(chat, lambda: step(chats, chat, given.args, staff))
         except (PointsError, InputError) as refusal:
-            concerns = _member_id(chats, chat, given.args[0]) if action in NAMES_A_MEMBER \
-                else None
             staff_audit.record(chat.work, staff, action, target, True,
-                               f"{staff_audit.REFUSED}{refusal}", member_id=concerns)
+                               f"{staff_audit.REFUSED}{refusal}", member_id=concerns())
             return Outcome((reply("staff_refused", refusal=refusal, usage=USAGE[action],
                                   action=action),))
 
