@@ -1,8 +1,9 @@
 """`loyalty-bot`: the one command for staff and scripts.
 
 Points in (earn, import, goodwill), the operations of the points API (member, isredeemable,
-validationcode, redeem, revert, reverse, history), the status code catalogue, the ledger
-audit, and `run`, which starts the Telegram bot.
+validationcode, redeem, revert, reverse, history), member care (unlink, fraud,
+staff-log), the status code catalogue, the ledger audit, and `run`, which starts the
+Telegram bot.
 
 Exit codes: 0 success; 1 a refusal, with its status code and message on one line (a
 database that cannot be reached or stays locked is 815, 889 for points coming in; a bad
@@ -28,9 +29,9 @@ import typer
 from typer.core import TyperCommand
 from typer.models import CommandFunctionType
 
-from core.chat import Chats
+from bot import staff_wording
 from core.delivery import CodeMessage, RecordingSender
-from core.service import Balance, ImportRejected, PointsService
+from core.service import ImportRejected, PointsService
 from core.settings import load_settings, require_strong_key
 from core.status import CATALOGUE, InputError, PointsError, message
 from core.times import show
@@ -210,21 +211,77 @@ Staff = Annotated[str, typer.Option("--staff", help="who does it (recorded)")]
 
 @app.command()
 def member(identifier: Member) -> None:
-    """Show a member's profile, linked Telegram account and balance."""
-    def look(s: PointsService) -> tuple[Balance, str | None]:
-        found = s.balance(identifier)
-        return found, Chats(s).linked_user(found.member.id)
-
-    balance, linked = run(look)
-    m = balance.member
+    """Show what staff see of a member: profile, balance, linked Telegram account, the
+    latest validation code's state (never the code), fraud status and the last ledger
+    entries of every kind with who and why (as /member in the chat)."""
+    report, zone = run(lambda s: (s.member_report(identifier), s.settings.zone))
+    b, m = report.balance, report.balance.member
     typer.echo(f"member {m.id}: {m.name or '(no name)'}")
     typer.echo(f"  mobile {m.mobile or '-'}  email {m.email or '-'}  "
                f"external id {m.external_id or '-'}")
     typer.echo(f"  type {m.customer_type}  fraud status {m.fraud_status}")
-    typer.echo(f"  linked Telegram account {linked or '-'}")
-    typer.echo(f"  current points {balance.current_points} (worth {balance.value})")
-    typer.echo(f"  lifetime points {balance.lifetime_points}  lifetime purchases "
-               f"{balance.lifetime_purchases}")
+    if report.fraud_change is not None:
+        c = report.fraud_change
+        typer.echo(f"  fraud status set from {c.before} by {c.staff} at {show(c.at, zone)}: "
+                   f"{c.reason}")
+    linked = report.linked
+    name = f" ({linked.name})" if linked is not None and linked.name else ""
+    typer.echo(f"  linked Telegram account {linked.user if linked else '-'}{name}")
+    if linked is not None:
+        typer.echo(f"  verified {show(linked.verified_at, zone)}")
+    code = staff_wording.code_view(report.code, zone)
+    typer.echo(f"  {code[0].lower()}{code[1:]}")
+    typer.echo(f"  current points {b.current_points} (worth {b.value})")
+    typer.echo(f"  lifetime points {b.lifetime_points}  lifetime purchases "
+               f"{b.lifetime_purchases}")
+    typer.echo("  their last ledger entries:" if report.entries else "  no ledger entries")
+    for entry in report.entries:
+        typer.echo(f"    {staff_wording.ledger_line(entry, zone)}")
+
+
+@app.command()
+def unlink(identifier: Member, staff: Staff = "cli") -> None:
+    """Unlink the member's Telegram account (a lost phone): they must share their phone
+    number again; a pending validation code is voided (as /unlink in the chat)."""
+    done = run(lambda s: s.unlink_member(identifier, staff=staff))
+    typer.echo(staff_wording.unlinked(done))
+
+
+@app.command()
+def fraud(identifier: Member,
+          status: Annotated[str, typer.Argument(
+              help="the fraud status: NONE, MARKED, CONFIRMED, RECONFIRMED, NOT_FRAUD or "
+                   "INTERNAL", show_default=False)],
+          reason: Annotated[list[str], typer.Argument(help="why (recorded)",
+                                                      show_default=False)],
+          staff: Staff = "cli") -> None:
+    """Set the member's fraud status, recorded with who and why (as /fraud in the chat)."""
+    change = run(lambda s: (s.set_fraud_status(identifier, status, reason=" ".join(reason),
+                                               staff=staff)))
+    same = " (unchanged)" if change.before == change.after else ""
+    typer.echo(f"fraud status {change.before} -> {change.after}{same}; recorded by "
+               f"{change.staff}: {change.reason}")
+
+
+@app.command("staff-log")
+def staff_log(staff: Annotated[str | None, typer.Option(
+                  "--staff", help="only this staff member's (as recorded: telegram:900, cli)",
+                  show_default=False)] = None,
+              identifier: Annotated[str | None, typer.Option(
+                  "--member", help=f"only those about this member: {MEMBER_HELP}",
+                  show_default=False)] = None,
+              limit: Annotated[int, typer.Option(
+                  "--limit", min=1, max=1000, help="how many lines at most (1 to 1,000)")
+              ] = 50) -> None:
+    """Who did what and when (the staff audit), refusals included, newest first."""
+    lines, zone = run(lambda s: (s.staff_actions(limit, staff=staff, member=identifier),
+                                 s.settings.zone))
+    if not lines:
+        typer.echo("nothing recorded")
+    for line in lines:
+        mark = "REFUSED " if line.refused else ""
+        typer.echo(f"{show(line.at, zone)}  {line.staff}  {mark}{line.action}  "
+                   f"{line.target}  {line.detail}")
 
 
 @app.command()
@@ -357,10 +414,19 @@ def goodwill(identifier: Member, points: Points,
              reason: Annotated[str, typer.Option("--reason", help="why (required)",
                                                  show_default=False)],
              staff: Annotated[str, typer.Option("--staff", help="who gives them",
-                                                show_default=False)]) -> None:
-    """Member Care: issue goodwill points, recorded with who and why."""
-    result = run(lambda s: s.goodwill(identifier, points, reason=reason, staff=staff),
-                 transient_code=889)
+                                                show_default=False)],
+             reference: Annotated[str | None, typer.Option(
+                 "--reference", help="a reference (a ticket number): the grant issues once "
+                                     "with it", show_default=False)] = None) -> None:
+    """Member Care: issue goodwill points, recorded with who and why; at most
+    GOODWILL_MAX_POINTS; with --reference, once."""
+    result = run(lambda s: s.goodwill(identifier, points, reason=reason, staff=staff,
+                                      reference=reference), transient_code=889)
+    if result.replayed:
+        typer.echo(f"reference {reference} was already used for this grant "
+                   f"({result.reference}): nothing more issued; current points now "
+                   f"{result.balance}")
+        return
     typer.echo(f"issued {result.points} goodwill points ({result.reference}); current points "
                f"now {result.balance}")
 

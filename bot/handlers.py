@@ -80,7 +80,7 @@ async def on_update(update: Update, context: Context) -> None:
         return
     rt = runtime(context)
     sender = Sender(str(user.id), str(chat.id), name=f"telegram:{user.id}",
-                    staff=rt.is_staff(user.id))
+                    staff=rt.is_staff(user.id), display=user.full_name)
     outcome = await core(rt.chats.handle, sender, f"{context.bot.id}:{update.update_id}",
                          given)
     await show(update, context, outcome)

@@ -21,9 +21,10 @@ from telegram import (
     ReplyKeyboardRemove,
 )
 
+from bot.staff_wording import STAFF_HELP, STAFF_WORDING
 from core.chat_io import Button, Keyboard, Reply
 from core.service import Balance, CodeIssued, HistoryItem, MemberView, Redeemable, RedemptionResult
-from core.status import InputError, PointsError, Reason
+from core.status import PointsError, Reason
 from core.times import show
 
 # The menu's buttons send these words as text; the bot reads them like the commands.
@@ -36,12 +37,6 @@ HELP = ("I show your loyalty points and redeem them.\n"
         "/history – your last redemptions and reversals\n"
         "/cancel – stop what you are doing\n"
         "/help – this message")
-STAFF_HELP = ("Staff:\n"
-              "/member IDENTIFIER – profile, balance, fraud status, recent history\n"
-              "/goodwill IDENTIFIER POINTS REASON – give goodwill points\n"
-              "/revert TRANSACTION_NUMBER [POINTS] [IDENTIFIER] – give back a transaction's "
-              "points\n"
-              "/reverse REDEMPTION_ID [POINTS] – reverse a redemption, all or part")
 NOT_UNDERSTOOD = "Sorry, I did not understand that."
 SOMETHING_WRONG = ("Sorry, something went wrong on my side. Check /balance and /history, "
                    "or try again.\n\n" + HELP)
@@ -209,14 +204,6 @@ def redeemed(result: RedemptionResult, zone: tzinfo) -> str:
             f"{head}{back}Current balance: {result.current_points:,} points\n{tail}")
 
 
-def staff_refused(error: PointsError | InputError, usage: str) -> str:
-    """A refused staff command: the status code and message, or what was wrong with the
-    input and how the command goes."""
-    if isinstance(error, PointsError):
-        return refusal(error)
-    return f"{error}\nUsage: {usage}"
-
-
 def enter_code(length: int) -> str:
     return f"Enter the {length}-digit validation code you received, or press Cancel."
 
@@ -235,17 +222,6 @@ def history(items: Sequence[HistoryItem], zone: tzinfo) -> str:
             lines.append(f"{when}  reversed {item.points:,} points  {item.id}  "
                          f"of {item.redemption_id}")
     return "\n".join(lines)
-
-
-def member_profile(b: Balance, items: Sequence[HistoryItem], zone: tzinfo,
-                   linked: str | None = None) -> str:
-    m = b.member
-    return (f"Member {m.id}: {m.name or '(no name)'}\n"
-            f"Mobile {m.mobile or '-'}, email {m.email or '-'}, external id "
-            f"{m.external_id or '-'}\n"
-            f"Type {m.customer_type}, fraud status {m.fraud_status}\n"
-            f"Linked Telegram account: {linked or 'none'}\n"
-            f"{balance(b)}\n\n{history(items, zone)}")
 
 
 Values = Mapping[str, Any]
@@ -275,17 +251,5 @@ WORDING: dict[str, Callable[[Values, tzinfo], str]] = {
     "cancelled": lambda v, z: CANCELLED,
     "staff_only": lambda v, z: STAFF_ONLY,
     "usage": lambda v, z: f"Usage: {v['usage']}",
-    "staff_refused": lambda v, z: staff_refused(v["refusal"], v["usage"]),
-    "member_profile": lambda v, z: member_profile(v["balance"], v["items"], z, v["linked"]),
-    "goodwill_issued": lambda v, z: (
-        f"Issued {v['issued'].points:,} goodwill points ({v['issued'].reference}); current "
-        f"points now {v['issued'].balance:,}."),
-    "reverted": lambda v, z: (
-        f"Reverted {v['result'].points_reversed:,} points "
-        f"({', '.join(v['result'].reversal_ids)}); current points now "
-        f"{v['result'].balance:,}."),
-    "reversed": lambda v, z: (
-        f"Reversed {v['result'].points_reversed:,} points "
-        f"({', '.join(v['result'].reversal_ids)}); current points now "
-        f"{v['result'].balance:,}."),
+    **STAFF_WORDING,  # the staff commands' replies (bot.staff_wording)
 }

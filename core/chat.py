@@ -57,11 +57,17 @@ from core.chat_io import (
     reply,
 )
 from core.chat_staff import (
+    goodwill_cancelled,
+    goodwill_confirmed,
+    goodwill_hint,
     staff_command,
+    staff_fraud,
     staff_goodwill,
     staff_member,
     staff_reverse,
     staff_revert,
+    staff_stafflog,
+    staff_unlink,
 )
 from core.conversation import attach, contact_mobile
 from core.identifiers import Identifier, Kind
@@ -82,6 +88,7 @@ class Step(StrEnum):
     AMOUNT = "amount"  # asked how many points
     CONFIRM = "confirm"  # an amount checked: Confirm sends a validation code
     CODE = "code"  # a code sent: the member types it
+    GOODWILL = "goodwill"  # staff: a large goodwill grant waits for Confirm
 
 
 @dataclass
@@ -109,6 +116,8 @@ class Chat:
         if step in (Step.MENU, Step.AMOUNT):
             self.state.points = self.state.external_reference = None
             self.state.transaction_number = self.state.token = None
+        if step is not Step.GOODWILL:
+            self.state.member_id = self.state.reason = None
 
 
 Transition = Callable[["Chats", Chat, Input], Outcome]
@@ -351,7 +360,7 @@ def _load(work: Work, sender: Sender, *, lock: bool) -> Chat:
 def _pending(state: ChatState) -> tuple[object, ...]:
     """What a chat's state holds: its step and pending redemption."""
     return (state.step, state.points, state.external_reference, state.transaction_number,
-            state.token)
+            state.token, state.member_id, state.reason)
 
 
 def _reset(work: Work, user: str) -> None:
@@ -399,7 +408,7 @@ def verify(chats: Chats, chat: Chat, given: Input) -> Outcome:
         return Outcome((reply("not_your_contact", keyboard=Keyboard.CONTACT),))
     try:
         member = chats.attempt(chat, lambda: _verify(chat.work, chat.sender.user,
-                                                     given.number))
+                                                     given.number, chat.sender.display))
     except PointsError as refusal:
         return Outcome((reply("contact_refused", refusal=refusal, keyboard=Keyboard.REMOVE),))
     chat.member, chat.replaced = member, False
@@ -408,7 +417,7 @@ def verify(chats: Chats, chat: Chat, given: Input) -> Outcome:
                           keyboard=Keyboard.MENU),))
 
 
-def _verify(work: Work, channel_user: str, number: str) -> Member:
+def _verify(work: Work, channel_user: str, number: str, display: str = "") -> Member:
     """Link `channel_user` to the enrolled member whose mobile `number` is (read as
     international only: 802 when it is not a valid number so read)."""
     mobile = contact_mobile(number)
@@ -420,7 +429,7 @@ def _verify(work: Work, channel_user: str, number: str) -> Member:
     if member.customer_type != CustomerType.LOYALTY:
         raise PointsError(881)
     assert member.id is not None
-    attach(work.session, channel_user, member.id, work.now)
+    attach(work.session, channel_user, member.id, work.now, display)
     return member
 
 
@@ -613,7 +622,10 @@ def cancel(chats: Chats, chat: Chat, given: Input) -> Outcome:
 
 
 def stale_button(chats: Chats, chat: Chat, given: Input) -> Outcome:
-    """A button of a redemption that is no longer pending."""
+    """A button of a redemption (or a staff chat's goodwill grant) that is no longer
+    pending; an unverified chat that is not staff is asked to verify."""
+    if chat.member is None and not chat.sender.staff:
+        return Outcome((ask_to_verify(chat, "not_linked"),))
     return stale(chat)
 
 
@@ -644,12 +656,19 @@ TRANSITIONS: dict[tuple[Step | None, str], Row] = {
     (Step.CODE, "resend"): Row(resend),
     (Step.CODE, "confirm"): Row(code_hint),
     (Step.CODE, "text"): Row(code_hint),
-    (ANY, "confirm"): Row(stale_button),
-    (ANY, "resend"): Row(stale_button),
+    (ANY, "confirm"): Row(stale_button, members_only=False),
+    (ANY, "resend"): Row(stale_button, members_only=False),
     (ANY, "/member"): Row(staff_command(staff_member), members_only=False),
     (ANY, "/goodwill"): Row(staff_command(staff_goodwill), members_only=False),
     (ANY, "/revert"): Row(staff_command(staff_revert), members_only=False),
     (ANY, "/reverse"): Row(staff_command(staff_reverse), members_only=False),
+    (ANY, "/unlink"): Row(staff_command(staff_unlink), members_only=False),
+    (ANY, "/fraud"): Row(staff_command(staff_fraud), members_only=False),
+    (ANY, "/stafflog"): Row(staff_command(staff_stafflog), members_only=False),
+    (Step.GOODWILL, "confirm"): Row(goodwill_confirmed, members_only=False),
+    (Step.GOODWILL, "cancel"): Row(goodwill_cancelled, members_only=False),
+    (Step.GOODWILL, "/cancel"): Row(goodwill_cancelled, members_only=False),
+    (Step.GOODWILL, "text"): Row(goodwill_hint, members_only=False),
     (ANY, "junk"): Row(junk, members_only=False),
     (ANY, "text"): Row(not_understood, members_only=False),
 }

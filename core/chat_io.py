@@ -14,6 +14,9 @@ any text there, so `core.chat` accepts only the shapes it makes:
 - ``r:<token>``    send that redemption's validation code again (or a new one)
 - ``x:<token>``    cancel that pending redemption
 
+A staff chat's pending goodwill grant (above GOODWILL_CONFIRM_ABOVE) uses the same
+``c:<token>`` and ``x:<token>`` buttons.
+
 The token is the last part of the redemption's transaction number, so a button left from
 an earlier redemption never acts on a later one.
 """
@@ -70,13 +73,15 @@ Input = Start | Contact | Text | Command | Press
 class Sender:
     """Who sent an update: the chat user (for Telegram, the user id as text), the chat to
     answer in (where codes sent in the chat and late answers go), how the staff audit names
-    them (`name`, e.g. "telegram:1001"; by default the chat user), and whether the adapter
-    knows them as staff (Telegram: STAFF_TELEGRAM_IDS)."""
+    them (`name`, e.g. "telegram:1001"; by default the chat user), whether the adapter
+    knows them as staff (Telegram: STAFF_TELEGRAM_IDS), and their name in the app
+    (`display`: kept with the link when they verify, for staff to see)."""
 
     user: str
     chat: str | None = None
     name: str = ""
     staff: bool = False
+    display: str = ""
 
     @property
     def who(self) -> str:

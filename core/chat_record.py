@@ -21,13 +21,17 @@ from typing import Any
 
 from core import results
 from core.chat_io import Button, Keyboard, Outcome, Reply
+from core.staff_audit import StaffLine
 from core.status import InputError, PointsError, Reason, Status, WrongCode
 
 # The frozen results a reply may carry, by class name.
 KEPT: dict[str, type] = {cls.__name__: cls for cls in (
     results.Balance, results.MemberView, results.RedemptionRules, results.Redeemable,
     results.CodeIssued, results.RedemptionResult, results.ReversalResult,
-    results.HistoryItem, results.Issued, Status)}
+    results.HistoryItem, results.Issued, Status,
+    # the staff view's
+    results.MemberReport, results.LinkedAccount, results.CodeView, results.LedgerLine,
+    results.FraudChange, results.Unlinked, StaffLine)}
 
 
 def dumps(outcome: Outcome) -> str:

@@ -17,6 +17,7 @@ from sqlmodel import Session, select
 
 from core.identifiers import normalise_mobile
 from core.models import ChatLink
+from core.text import storable
 
 
 def contact_mobile(phone: str) -> str | None:
@@ -29,10 +30,11 @@ def contact_mobile(phone: str) -> str | None:
     return normalise_mobile(raw if raw.startswith("+") else "+" + raw, "ZZ")
 
 
-def attach(session: Session, channel_user: str, member_id: int, now: datetime) -> None:
+def attach(session: Session, channel_user: str, member_id: int, now: datetime,
+           display_name: str | None = None) -> None:
     """Link `channel_user` to `member_id` and unlink whoever else was linked to it. The
     caller holds the member's row lock (two accounts verifying one member are taken in
-    turn)."""
+    turn). `display_name`: the chat user's name in the app, kept for staff."""
     for other in session.exec(select(ChatLink).where(
             ChatLink.member_id == member_id, ChatLink.channel_user != channel_user)):
         other.member_id, other.replaced_at = None, now
@@ -41,4 +43,5 @@ def attach(session: Session, channel_user: str, member_id: int, now: datetime) -
     link = session.get(ChatLink, channel_user) or ChatLink(channel_user=channel_user,
                                                            created_at=now)
     link.member_id, link.created_at, link.replaced_at = member_id, now, None
+    link.display_name = storable(display_name or "").strip()[:200] or None
     session.add(link)

@@ -180,6 +180,8 @@ class ChatLink(SQLModel, table=True):
     member_id: int | None = Field(default=None, foreign_key="member.id")
     created_at: datetime  # when it was (last) verified
     replaced_at: datetime | None = None
+    # The chat user's name as the messaging app gave it at verification (for staff).
+    display_name: str | None = Field(default=None, max_length=200)
 
 
 class ChatState(SQLModel, table=True):
@@ -196,6 +198,10 @@ class ChatState(SQLModel, table=True):
     external_reference: str | None = Field(default=None, max_length=128)
     transaction_number: str | None = Field(default=None, max_length=64)
     token: str | None = Field(default=None, max_length=8)
+    # A staff chat's pending goodwill grant (step "goodwill"): the member, and why; its
+    # points and reference are `points` and `external_reference`.
+    member_id: int | None = Field(default=None)
+    reason: str | None = Field(default=None, max_length=500)
     updated_at: datetime
 
 
@@ -238,9 +244,12 @@ class HandledUpdate(SQLModel, table=True):
 
 
 class StaffAction(SQLModel, table=True):
-    """An audit line for every staff action and every refused attempt at one."""
+    """An audit line for every staff action and every refused attempt at one. `member_id`:
+    the member it concerns, when known (a lookup that found nobody has none)."""
 
     __tablename__ = "staff_action"
+    __table_args__ = (Index("ix_staff_action_member_id", "member_id", "id"),
+                      Index("ix_staff_action_staff", "staff", "id"))
 
     id: int | None = Field(default=None, primary_key=True)
     staff: str = Field(max_length=128)
@@ -248,6 +257,23 @@ class StaffAction(SQLModel, table=True):
     target: str = Field(default="", max_length=254)
     allowed: bool
     detail: str = Field(default="", max_length=500)
+    created_at: datetime
+    member_id: int | None = Field(default=None)
+
+
+class GoodwillGrant(SQLModel, table=True):
+    """A goodwill grant given with a reference (a ticket number, say): the reference
+    issues once. A second grant with it answers the first; one for another member or
+    amount is refused."""
+
+    __tablename__ = "goodwill_grant"
+
+    reference: str = Field(primary_key=True, max_length=64)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    points: int = Field(sa_type=POINTS)
+    entry_reference: str = Field(max_length=128)  # the ledger entry's (G...)
+    staff: str = Field(max_length=128)
+    reason: str = Field(max_length=500)
     created_at: datetime
 
 

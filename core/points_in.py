@@ -1,6 +1,10 @@
 """Points coming in outside a Data Import: earning on a purchase (Loyalty Manager) and
 goodwill points (Member Care).
 
+Goodwill has guard rails: at most GOODWILL_MAX_POINTS a grant (901, in goodwill's words),
+and an optional reference that makes a grant idempotent (`goodwill_grant`). The staff chat
+also asks for a Confirm press above GOODWILL_CONFIRM_ABOVE (`core.chat_staff`).
+
 Session-level: `earn`, `goodwill` (parsed values; the member row-locked by the caller).
 `PointsIn` holds the public methods, which parse text as a person typed it. A goodwill grant
 writes its staff audit line in the same transaction.
@@ -13,11 +17,11 @@ from decimal import Decimal
 from sqlmodel import Session
 
 from core import ledger, limits, rules, staff_audit
-from core.models import Bill, CustomerType, Member, Source
+from core.models import Bill, CustomerType, GoodwillGrant, Member, Source
 from core.results import Issued
 from core.settings import Settings
 from core.status import InputError, PointsError
-from core.text import money, reference, storable
+from core.text import REFERENCE_CHARS, money, reference, storable
 from core.work import Engine, Work, new_id
 
 
@@ -60,16 +64,74 @@ def earn(work: Work, member: Member, bill_number: str, amount: Decimal) -> Issue
 
 
 def goodwill(work: Work, member: Member, points: int, *, reason: str, staff: str,
-             target: str | None = None) -> Issued:
+             target: str | None = None, reference: str | None = None) -> Issued:
     """Goodwill `points` for `member`, recorded with who gave them and why, in the ledger
     and in the staff audit (`target`: how staff named the member; by default their first
-    identifier)."""
-    reference_ = new_id("G")
-    ledger.post(work.session, member, Source.GOODWILL, points, lifetime_points=points,
-                reference=reference_, now=work.now, staff=staff, reason=reason)
+    identifier). More than GOODWILL_MAX_POINTS is refused (901). With a `reference`, the
+    grant issues once: the same reference again for the same member and points answers
+    the first grant (a replay, nothing issued); for another member or amount it is
+    refused. The database backs it (the reference is `goodwill_grant`'s key)."""
+    goodwill_limit(work.settings, points)
+    session = work.session
     named = target or member.mobile or member.email or member.external_id or str(member.id)
-    staff_audit.record(work, staff, "goodwill", named, True, f"{points} points: {reason}")
+    if reference is not None:
+        earlier = session.get(GoodwillGrant, reference)
+        if earlier is not None:
+            if earlier.member_id != member.id or earlier.points != points:
+                raise InputError(f"goodwill reference {reference} was already used for "
+                                 f"{earlier.points:,} points to member {earlier.member_id}; "
+                                 "nothing was issued")
+            staff_audit.record(work, staff, "goodwill", named, True,
+                               f"{points} points again with reference {reference}: "
+                               f"nothing issued (already {earlier.entry_reference})",
+                               member_id=member.id)
+            return Issued(points, member.current_points, earlier.entry_reference,
+                          replayed=True)
+    reference_ = new_id("G")
+    ledger.post(session, member, Source.GOODWILL, points, lifetime_points=points,
+                reference=reference_, now=work.now, staff=staff, reason=reason)
+    if reference is not None:
+        assert member.id is not None
+        session.add(GoodwillGrant(reference=reference, member_id=member.id, points=points,
+                                  entry_reference=reference_, staff=staff, reason=reason,
+                                  created_at=work.now))
+    ref = f" (reference {reference})" if reference is not None else ""
+    staff_audit.record(work, staff, "goodwill", named, True,
+                       f"{points} points{ref}: {reason}", member_id=member.id)
     return Issued(points, member.current_points, reference_)
+
+
+def goodwill_points(settings: Settings, value: object) -> int:
+    """Goodwill points as typed: a positive whole number up to GOODWILL_MAX_POINTS; 901
+    otherwise, saying so in goodwill's words (801's message speaks of redeeming)."""
+    try:
+        points = rules.parse_points(value, limit=limits.MAX_OPERATION_POINTS)
+    except PointsError:
+        raise PointsError(901, f"goodwill points must be a whole number from 1 to "
+                               f"{settings.goodwill_max_points:,}, not {str(value)[:40]!r}"
+                          ) from None
+    goodwill_limit(settings, points)
+    return points
+
+
+def goodwill_limit(settings: Settings, points: int) -> None:
+    """Refuse (901) a grant of more than GOODWILL_MAX_POINTS."""
+    most = settings.goodwill_max_points
+    if points > most:
+        raise PointsError(901, f"one goodwill grant issues at most {most:,} points "
+                               f"(GOODWILL_MAX_POINTS); {points:,} were asked",
+                          goodwill_max=most)
+
+
+def goodwill_reference(value: str | None) -> str | None:
+    """A goodwill grant's reference (a ticket number, say), or None when not given: 1 to
+    64 letters, digits or -_./:#."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if len(text) > 64 or not set(text) <= REFERENCE_CHARS:
+        raise InputError("a goodwill reference must be 1 to 64 letters, digits or -_./:#")
+    return text
 
 
 def goodwill_reason(reason: str | None) -> str:
@@ -106,14 +168,18 @@ class PointsIn(Engine):
             return earn(self.work(session), member, bill_no, spent)
         return self.db.run(unit, transient_code=889)
 
-    def goodwill(self, identifier: str, points: object, *, reason: str, staff: str) -> Issued:
-        """Member Care: goodwill points, recorded with who gave them and why."""
-        amount = rules.parse_points(points, limit=limits.MAX_OPERATION_POINTS)
+    def goodwill(self, identifier: str, points: object, *, reason: str, staff: str,
+                 reference: str | None = None) -> Issued:
+        """Member Care: goodwill points, recorded with who gave them and why; at most
+        GOODWILL_MAX_POINTS (901); with a `reference`, once (the same reference again
+        answers the first grant)."""
+        amount = goodwill_points(self.settings, points)
         ident = self.identify(identifier)
         why, who = goodwill_reason(reason), goodwill_staff(staff)
+        ref = goodwill_reference(reference)
 
         def unit(session: Session) -> Issued:
             member = ledger.find_member(session, ident, lock=True)
             return goodwill(self.work(session), member, amount, reason=why, staff=who,
-                            target=ident.value)
+                            target=ident.value, reference=ref)
         return self.db.run(unit, transient_code=889)

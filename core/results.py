@@ -127,3 +127,77 @@ class Issued:
     balance: int
     reference: str
     replayed: bool = False
+
+
+@dataclass(frozen=True)
+class LinkedAccount:
+    """The chat account (a Telegram user) linked to a member: its id, its name as the app
+    gave it at verification, and when it verified."""
+
+    user: str
+    name: str | None
+    verified_at: datetime
+
+
+@dataclass(frozen=True)
+class CodeView:
+    """A member's latest validation code, for staff: never the code. `state`: "pending"
+    (can still be entered), "expired", "used" or "voided"."""
+
+    points: int
+    state: str
+    issued_at: datetime
+    expires_at: datetime
+    attempts_left: int
+    sends_left: int
+
+
+@dataclass(frozen=True)
+class LedgerLine:
+    """One ledger entry with who and why where known: `source` is its kind (earn, import,
+    goodwill, redemption, reversal); `staff` who gave or gave back the points; `reason` why
+    (a goodwill's or a reversal's reason, a redemption's notes, an import's file name);
+    `transaction_number` a redemption's or a reversed redemption's (a bill's, for earning);
+    `redemption_id` the redemption a reversal gave back."""
+
+    at: datetime
+    source: str
+    points: int
+    reference: str
+    staff: str | None = None
+    reason: str | None = None
+    transaction_number: str | None = None
+    redemption_id: str | None = None
+
+
+@dataclass(frozen=True)
+class FraudChange:
+    """A fraud status set by staff: who, when, from what, and why."""
+
+    staff: str
+    at: datetime
+    before: str
+    after: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class MemberReport:
+    """What staff see of a member (`/member`, `loyalty-bot member`): the balance, the
+    linked chat account, the latest validation code's state, the fraud status's last
+    change by staff, and the latest ledger entries of every kind, newest first."""
+
+    balance: Balance
+    linked: LinkedAccount | None
+    code: CodeView | None
+    fraud_change: FraudChange | None
+    entries: tuple[LedgerLine, ...]
+
+
+@dataclass(frozen=True)
+class Unlinked:
+    """A member's chat account unlinked by staff (`linked` None: none was linked)."""
+
+    member: MemberView
+    linked: LinkedAccount | None
+

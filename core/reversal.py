@@ -108,7 +108,8 @@ def _reverse(work: Work, member: Member, parts: list[tuple[Redemption, int]], ki
         reversal_ids.append(reversal.id)
         if staff:
             staff_audit.record(work, staff, kind, redemption.id, True,
-                               f"{points} points" + (f": {reason}" if reason else ""))
+                               f"{points} points" + (f": {reason}" if reason else ""),
+                               member_id=member.id)
     return ReversalResult(tuple(reversal_ids), tuple(r.id for r, _ in parts),
                           sum(p for _, p in parts), member.current_points)
 

@@ -1,7 +1,7 @@
 """The points engine as one object: `PointsService`, composed of the parts that each hold
 one responsibility's public methods (`reads`, `redemption`, `reversal`, `points_in`,
-`imports`, `staff_audit`). Entry points (the bot, the CLI, the sandbox, scripts) call these
-and show what they answer; nothing else changes points.
+`imports`, `staff_audit`, `member_care`). Entry points (the bot, the CLI, the sandbox,
+scripts) call these and show what they answer; nothing else changes points.
 
 Every method takes plain values (text as a person typed it is fine: parsing and its
 refusals live in the methods), runs one transaction through `Database.run`, and returns a
@@ -21,6 +21,7 @@ from sqlalchemy import text
 from core.db import Database, DbObserver
 from core.delivery import CodeSender
 from core.imports import IMPORT_COLUMNS, Importing, ImportRejected, ImportResult, RowError
+from core.member_care import MemberCare
 from core.points_in import PointsIn
 from core.reads import Reads, view
 from core.redemption import TIME_FORMAT, Redeeming
@@ -44,7 +45,8 @@ from core.staff_audit import StaffAudit, StaffLine
 from core.work import Clock, new_id, utcnow
 
 
-class PointsService(Reads, Redeeming, Reversing, PointsIn, Importing, StaffAudit):
+class PointsService(Reads, Redeeming, Reversing, PointsIn, Importing, StaffAudit,
+                    MemberCare):
     """The points engine for one database and one set of settings."""
 
     def __init__(self, settings: Settings, db: Database | None = None,

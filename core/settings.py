@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     otp_period_seconds: int = 3600
     otp_period_max_sends: int = 10
 
+    # Goodwill guard rails: the most one grant may issue (more is refused, 901), and the
+    # amount above which the staff chat asks for a Confirm press before issuing.
+    goodwill_max_points: int = 10_000
+    goodwill_confirm_above: int = 1_000
+
     db_retry_attempts: int = 5
     # PostgreSQL: how long a unit of work waits, in all, for a row lock held by another
     # transaction before the caller gets "try again later" (815, 889 for points coming in).
@@ -132,6 +137,12 @@ class Settings(BaseSettings):
         if not 0 < self.db_lock_timeout_seconds <= 3600:
             found.append(f"DB_LOCK_TIMEOUT_SECONDS must be more than 0 and at most 3600 "
                          f"(it is {self.db_lock_timeout_seconds})")
+        if not 1 <= self.goodwill_max_points <= limits.MAX_OPERATION_POINTS:
+            found.append(f"GOODWILL_MAX_POINTS must be 1 to {limits.MAX_OPERATION_POINTS:,} "
+                         f"(it is {self.goodwill_max_points})")
+        if self.goodwill_confirm_above < 0:
+            found.append(f"GOODWILL_CONFIRM_ABOVE must not be negative "
+                         f"(it is {self.goodwill_confirm_above})")
         if not 4 <= self.otp_length <= 10:
             found.append(f"OTP_LENGTH must be between 4 and 10 digits (it is {self.otp_length})")
         if not self.secret_key.strip():

@@ -47,10 +47,10 @@ async def test_staff_look_a_member_up(world: World) -> None:
     replies = await staff.say(f"/member {ASHA['mobile']}")
     text = replies[-1].text
     assert "Member 1: Asha" in text
-    assert "fraud status NONE" in text
-    assert "Linked Telegram account: 1001\n" in text  # the chat that redeemed
-    assert "Current points: 1,500" in text
-    assert "redeemed 500 points" in text
+    assert "Fraud status: NONE" in text
+    assert "Linked Telegram account: 1001 (Asha), verified " in text  # the chat that redeemed
+    assert "Their current points: 1,500" in text
+    assert "redeemed -500" in text
     line = world.services[0].staff_actions()[0]
     assert (line.staff, line.action, line.allowed) == ("telegram:900", "member", True)
     replies = await staff.say("/member ravi@example.com")
@@ -118,6 +118,6 @@ async def test_staff_commands_explain_their_usage(world: World) -> None:
         replies = await staff.say(command)
         assert replies[-1].text.startswith("Usage: /"), command
     replies = await staff.say(f"/goodwill {ASHA['mobile']} lots because")
-    assert replies[-1].text.startswith("801 ")
+    assert replies[-1].text.startswith("No goodwill points were issued.\n901 ")
     replies = await staff.say("/help")
     assert "/goodwill IDENTIFIER POINTS REASON" in replies[-1].text

@@ -360,11 +360,11 @@ def test_negative_numbers_are_values_not_options(db_url: str, tmp_path: Path) ->
     for args in (("isredeemable", ASHA, "-100"), ("validationcode", ASHA, "-100"),
                  ("redeem", ASHA, "-100", "--transaction", "B"),
                  ("redeem", ASHA, "--transaction", "B", "-100", "--code", "123456"),
-                 ("goodwill", ASHA, "-100", "--reason", "r", "--staff", "s"),
                  ("revert", "BILL-1", "-100", ASHA), ("isredeemable", ASHA, "-1.5")):
         assert refusal_line(cli(*args, exit_code=1)).startswith(f"801 {message(801)}"), args
-    assert refusal_line(cli("reverse", "RNOSUCHTHING", "-100", exit_code=1)).startswith(
-        f"901 {message(901)}")
+    for args in (("reverse", "RNOSUCHTHING", "-100"),
+                 ("goodwill", ASHA, "-100", "--reason", "r", "--staff", "s")):
+        assert refusal_line(cli(*args, exit_code=1)).startswith(f"901 {message(901)}"), args
     assert "more than zero" in cli("earn", ASHA, "BILL-1", "-5", exit_code=2).stderr
     # An option that does not exist is still wrong usage.
     assert "No such option" in cli("isredeemable", ASHA, "-100", "--cod", "1",

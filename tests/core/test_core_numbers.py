@@ -45,7 +45,7 @@ def books(service: PointsService, who: str) -> tuple[int, int, Decimal, int]:
 
 
 def test_lifetime_points_past_2_to_the_31_work(env: Env) -> None:
-    service = env.service(redemption_max_points=BILLION)
+    service = env.service(redemption_max_points=BILLION, goodwill_max_points=BILLION)
     who = env.add_member(service, points=BILLION, purchases="999999999999.99").mobile
     assert who is not None
     service.goodwill(who, BILLION, reason="migration", staff="care")
@@ -71,7 +71,7 @@ def test_lifetime_points_past_2_to_the_31_work(env: Env) -> None:
 
 
 def test_amounts_past_the_limits_get_the_same_answer_on_both(env: Env) -> None:
-    service = env.service(redemption_max_points=BILLION)
+    service = env.service(redemption_max_points=BILLION, goodwill_max_points=BILLION)
     who = env.add_member(service, points=500, purchases="10").mobile
     assert who is not None
     before = books(service, who)
@@ -87,8 +87,10 @@ def test_amounts_past_the_limits_get_the_same_answer_on_both(env: Env) -> None:
         answer(lambda: service.is_redeemable(who, 10**13)),
     ]
     assert answers == [
-        ("refused", 801, "at most 1,000,000,000 points at once"),
-        ("refused", 801, ""),  # more than 15 digits: not a number of points at all
+        ("refused", 901, "goodwill points must be a whole number from 1 to 1,000,000,000, "
+                         "not '1000000001'"),
+        ("refused", 901, "goodwill points must be a whole number from 1 to 1,000,000,000, "
+                         "not '10000000000000000'"),
         ("input", None, "a purchase of 999,999,999,999.99 would issue 999,999,999,999 "
                         "points; one earning issues at most 1,000,000,000"),
         ("input", None, "the purchase amount '1000000000000' is not below "
@@ -106,7 +108,7 @@ def test_a_balance_past_the_most_it_may_hold_refuses_the_issuing_operation(
         env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(limits, "MAX_BALANCE_POINTS", 3 * BILLION)
     monkeypatch.setattr(limits, "MAX_BALANCE_MONEY", Decimal("5000"))
-    service = env.service()
+    service = env.service(goodwill_max_points=BILLION)
     who = env.add_member(service, points=BILLION, purchases="1000").mobile
     assert who is not None
     member_id = service.member(who).id
@@ -158,7 +160,8 @@ def test_migration_0004_widens_a_database_made_before_it(db_url: str) -> None:
             "INSERT INTO chat_link (channel_user, member_id, created_at) "
             "VALUES ('u1', 1, '2026-01-01 00:00:00')"))
     database.dispose()
-    service = PointsService(Env(db_url, None).settings(), db=Database(db_url))  # type: ignore[arg-type]
+    service = PointsService(Env(db_url, None).settings(goodwill_max_points=BILLION),  # type: ignore[arg-type]
+                            db=Database(db_url))
     try:
         member = service.member("+919800000001")
         assert (member.current_points, member.lifetime_points, member.lifetime_purchases) == (

@@ -135,8 +135,8 @@ def test_goodwill_needs_reason_staff_and_valid_points(env: Env) -> None:
         service.goodwill(who, 10, reason="  ", staff="agent")
     with pytest.raises(InputError, match="staff"):
         service.goodwill(who, 10, reason="why", staff="")
-    assert refused(lambda: service.goodwill(who, 0, reason="why", staff="a")).code == 801
-    assert refused(lambda: service.goodwill(who, 10**10, reason="why", staff="a")).code == 801
+    assert refused(lambda: service.goodwill(who, 0, reason="why", staff="a")).code == 901
+    assert refused(lambda: service.goodwill(who, 10**10, reason="why", staff="a")).code == 901
     assert service.member(who).current_points == 0
     assert service.staff_actions() == []
 

@@ -92,7 +92,6 @@ def _invalid_points(env: Env) -> PointsError:
     for bad in ("0", 0, -5, "-5", "1.5", 1.5, "abc", "", "  ", True, None, "1,00", 10**13):
         assert refusal(lambda bad=bad: service.is_redeemable(who, bad)).code == 801, bad
     assert refusal(lambda: service.issue_validation_code(who, "0")).code == 801
-    assert refusal(lambda: service.goodwill(who, "-1", reason="r", staff="s")).code == 801
     assert refusal(lambda: service.revert(who, "BILL-1", "x")).code == 801
     return refusal(lambda: redeem(service, who, "12.5", "123456"))
 
@@ -433,6 +432,11 @@ def _bad_reversal(env: Env) -> PointsError:
         assert refusal(lambda b=bad_id: service.reverse(b)).code == 901, bad_id
     for bad_points in ("0", "-3", "abc", "2.5"):
         assert refusal(lambda p=bad_points: service.reverse(rid, p)).code == 901, bad_points
+    # Goodwill points that are invalid or above GOODWILL_MAX_POINTS: 901 (801 speaks of
+    # redeeming), its detail in goodwill's words.
+    for bad_points in ("-1", "0", "abc", 10_001):
+        goodwill = refusal(lambda p=bad_points: service.goodwill(who, p, reason="r", staff="s"))
+        assert (goodwill.code, goodwill.detail.split()[0]) == (901, "goodwill"), bad_points
     error = refusal(lambda: service.reverse(rid, 301))
     assert error.facts["remaining"] == 300
     assert service.balance(who).current_points == 600

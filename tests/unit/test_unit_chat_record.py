@@ -15,14 +15,21 @@ from core import chat_record
 from core.chat_io import Keyboard, Outcome, Reply, amount_button, code_buttons, reply
 from core.results import (
     Balance,
+    CodeView,
+    FraudChange,
     HistoryItem,
     Issued,
+    LedgerLine,
+    LinkedAccount,
+    MemberReport,
     MemberView,
     Redeemable,
     RedemptionResult,
     RedemptionRules,
     ReversalResult,
+    Unlinked,
 )
+from core.staff_audit import StaffLine
 from core.status import InputError, PointsError, Reason, WrongCode
 
 AT = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -34,6 +41,16 @@ RESULT = RedemptionResult("RABCDEFGHJK", 500, Decimal("500.00"), 1500, "TG-20260
                           "tg-abc", AT, points_reversed=0, current_points=1500)
 ITEMS = [HistoryItem("redemption", "RABCDEFGHJK", 500, AT, "TG-1", "RABCDEFGHJK", 200),
          HistoryItem("reversal", "VABCDEFGHJK", 200, AT, "TG-1", "RABCDEFGHJK")]
+LINKED = LinkedAccount("1001", "Asha Rao", AT)
+FRAUD = FraudChange("telegram:900", AT, "NONE", "MARKED", "chargebacks")
+REPORT = MemberReport(BALANCE, LINKED, CodeView(500, "pending", AT, AT, 4, 3), FRAUD, (
+    LedgerLine(AT, "reversal", 200, "VABCDEFGHJK", "telegram:900", "sorry", "TG-1",
+               "RABCDEFGHJK"),
+    LedgerLine(AT, "redemption", -500, "RABCDEFGHJK", reason="chat user 1001",
+               transaction_number="TG-1"),
+    LedgerLine(AT, "goodwill", 50, "GABCDEFGHJK", "telegram:900", "late"),
+    LedgerLine(AT, "earn", 25, "BILL-1", transaction_number="BILL-1"),
+    LedgerLine(AT, "import", 2000, "import:1:2", reason="members.csv")))
 
 KEPT = [
     reply("welcome", member=ASHA, staff=True, keyboard=Keyboard.MENU),
@@ -49,9 +66,24 @@ KEPT = [
     reply("code_refused", refusal=PointsError(808, "expired", reason=Reason.EXPIRED)),
     reply("redeemed", result=RESULT, keyboard=Keyboard.MENU),
     reply("history", items=ITEMS),
-    reply("member_profile", balance=BALANCE, items=ITEMS, linked="1001"),
-    reply("staff_refused", refusal=InputError("goodwill needs a reason"), usage="/goodwill"),
+    reply("member_profile", report=REPORT),
+    reply("member_profile", report=MemberReport(BALANCE, None, None, None, ())),
+    reply("staff_refused", refusal=InputError("goodwill needs a reason"), usage="/goodwill",
+          action="goodwill"),
+    reply("staff_refused", refusal=PointsError(901, "too many", goodwill_max=10_000),
+          usage="/goodwill", action="goodwill"),
     reply("goodwill_issued", issued=Issued(50, 2050, "GABCDEFGHJK")),
+    reply("goodwill_issued", issued=Issued(50, 2050, "GABCDEFGHJK", replayed=True),
+          member=ASHA, reference="T-1"),
+    reply("goodwill_confirm", member=ASHA, points=5000, reason="fridge", reference=None,
+          buttons=code_buttons("ABCDEFGH")),
+    reply("goodwill_cancelled", points=5000),
+    reply("unlinked", unlinked=Unlinked(ASHA, LINKED)),
+    reply("unlinked", unlinked=Unlinked(ASHA, None)),
+    reply("fraud_set", member=ASHA, change=FRAUD),
+    reply("staff_log", lines=[StaffLine("telegram:900", "goodwill", "+91981", True,
+                                        "refused: 901", AT, 1)],
+          filters={"member": "+91981"}),
     reply("reversed", result=ReversalResult(("VABCDEFGHJK",), ("RABCDEFGHJK",), 200, 1700)),
     reply("enter_code", length=6),
 ]
