@@ -63,10 +63,13 @@ def issue_code(work: Work, member: Member, points: int,
 
 def redeem(work: Work, member: Member, points: int, code: str | None, *,
            transaction_number: str, external_reference: str, notes: str = "",
-           redemption_time: datetime | None = None) -> RedemptionResult:
+           redemption_time: datetime | None = None,
+           skip_validation: bool = False) -> RedemptionResult:
     """Redeem `points` of `member` (row-locked by the caller) against a bill. The same
     external reference number again for the same member, points and transaction number is
-    answered from the first redemption (a replay); for another request, 817."""
+    answered from the first redemption (a replay); for another request, 817.
+    `skip_validation`: no code is needed even with VALIDATION_CODE_REQUIRED (a till allowed
+    to skip it: `core.tills.Tills.skips_validation`); a code given is still compared."""
     session, settings = work.session, work.settings
     assert member.id is not None
     txn = transaction_number
@@ -92,7 +95,7 @@ def redeem(work: Work, member: Member, points: int, code: str | None, *,
             nonlocal record
             assert code is not None
             record = codes.verify(session, settings, member, points, code, work.now)
-    elif settings.validation_code_required:
+    elif settings.validation_code_required and not skip_validation:
         def validate() -> None:
             raise PointsError(824)
     rules.check(settings, member, points, rules.Stage.REDEEM, validate,
@@ -201,8 +204,10 @@ class Redeeming(Engine):
 
     def redeem(self, identifier: str, points: object, validation_code: str | None, *,
                transaction_number: str, external_reference: str, notes: str = "",
-               redemption_time: str | datetime | None = None) -> RedemptionResult:
-        """Redeem `points` against a bill; idempotent on `external_reference`."""
+               redemption_time: str | datetime | None = None,
+               skip_validation: bool = False) -> RedemptionResult:
+        """Redeem `points` against a bill; idempotent on `external_reference`.
+        `skip_validation` (decided by `Tills.skips_validation`): no code needed."""
         amount = rules.parse_points(points)
         ident = self.identify(identifier)
         when = self._redemption_time(redemption_time)
@@ -215,7 +220,8 @@ class Redeeming(Engine):
         def unit(session: Session) -> RedemptionResult:
             member = ledger.find_member(session, ident, lock=True)
             return redeem(self.work(session), member, amount, code, transaction_number=txn,
-                          external_reference=ref, notes=note, redemption_time=when)
+                          external_reference=ref, notes=note, redemption_time=when,
+                          skip_validation=skip_validation)
         try:
             return self.db.run(unit, keep_writes_on=(WrongCode,))
         except SQLAlchemyError as error:
