@@ -8,7 +8,8 @@ also writes the call's audit line); its result or refusal becomes the platform's
 errors" when its one item was refused) and `item_status` for the item, with the engine's
 status code and message. Which till may skip a validation code is the engine's decision
 (`Tills.skips_validation`), and so is delivery: a validation code is issued in one
-transaction and sent after it commits (`Redeeming.issue_validation_code`), as the CLI does.
+transaction with its outbox row and sent after it commits (`Redeeming.send_validation_code`,
+through `core.outbox`, as the chat's codes go).
 
 HTTP status on the wire: 200 whenever the request was read and processed, whatever the
 outcome (the body carries it: clients differ in what they tolerate, and the platform's
@@ -409,7 +410,7 @@ def create_app(settings: ApiSettings, service: PointsService | None = None,
 
     def issue(caller: TillView, who: str, points: str) -> CodeIssued:
         return engine.till_call(caller, "validationcode", who,
-                                lambda: engine.issue_validation_code(who, points),
+                                lambda: engine.send_validation_code(who, points),
                                 lambda r: f"{r.points} points by {'+'.join(r.channels)}")
 
     @app.get("/v1.1/points/validationcode", dependencies=[Json])

@@ -15,12 +15,13 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING, cast
 
 from sqlalchemy import func
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
-from core import codes, ledger, rules
+from core import codes, ledger, outbox, rules
 from core.delivery import CodeMessage, DeliveryFailed
 from core.identifiers import mask
 from core.models import Member, Redemption, Source
@@ -28,6 +29,9 @@ from core.results import CodeIssued, CodeToDeliver, Redeemable, RedemptionResult
 from core.status import PointsError, Reason, WrongCode
 from core.text import reference, storable
 from core.work import Engine, Work, new_id
+
+if TYPE_CHECKING:
+    from core.service import PointsService
 
 log = logging.getLogger(__name__)
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -175,6 +179,30 @@ class Redeeming(Engine):
             member = ledger.find_member(session, ident, lock=True)
             return issue_code(self.work(session), member, amount, reply_to)
         return self.db.run(unit)
+
+    def send_validation_code(self, identifier: str, points: object) -> CodeIssued:
+        """`issue_validation_code` through the outbox (`core.outbox`), as the chat sends
+        codes: the code and its delivery row are written in one transaction, sent after it
+        commits; a worker that dies in between leaves the delivery to any worker's sweeper
+        (the bot's), so the code still goes out. 860 when no channel delivered it."""
+        amount = rules.parse_points(points)
+        ident = self.identify(identifier)
+
+        def unit(session: Session) -> int:
+            work = self.work(session)
+            member = ledger.find_member(session, ident, lock=True)
+            issued = issue_code(work, member, amount)
+            return outbox.enqueue(work, issued.record_id, resent=issued.resent,
+                                  channel_user=None, chat=None, token=None)
+        delivery_id = self.db.run(unit)
+        sent = outbox.send(cast("PointsService", self), delivery_id)
+        if sent is None or (sent.issued is None and sent.refusal is None):
+            raise PointsError(860, "the code was no longer wanted when it was to be sent",
+                              reason=Reason.DELIVERY)
+        if sent.refusal is not None:
+            raise sent.refusal
+        assert sent.issued is not None
+        return sent.issued
 
     def deliver_validation_code(self, code: CodeToDeliver) -> CodeIssued:
         """The second half: send the code on every channel; none delivered voids it (860)."""

@@ -327,3 +327,26 @@ def test_the_audit_names_the_till_for_every_operation(db_url: str) -> None:
         assert lines[2][4] == f"800 500 points, {rid} (replayed)"
         assert lines[4][4].startswith("800 400 points, V")
         assert lines[5][4] == "812"
+
+
+def _deliveries(a: Api) -> list[str]:
+    from sqlalchemy import MetaData, select
+
+    with a.service.db.engine.connect() as connection:
+        tables = MetaData()
+        tables.reflect(connection, only=["code_delivery"])
+        table = tables.tables["code_delivery"]
+        return [str(s) for s in connection.execute(select(table.c.state)
+                                                   .order_by(table.c.id)).scalars()]
+
+
+def test_codes_go_through_the_outbox_after_commit(sqlite_url: str) -> None:
+    with api(sqlite_url) as a:
+        member = a.member()
+        a.till().get(CODE, params={"mobile": member.mobile, "points": 500})
+        assert _deliveries(a) == ["sent"]
+    with api(sqlite_url.replace("loyalty.db", "other.db"),
+             senders=[RecordingSender("sms", fail=True)]) as b:
+        member = b.member()
+        b.till().get(CODE, params={"mobile": member.mobile, "points": 500})
+        assert _deliveries(b) == ["failed"]
