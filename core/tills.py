@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import threading
@@ -40,6 +41,7 @@ from core.status import InputError, PointsError
 from core.work import Engine, Work
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 # A till's name: what goes before the colon of HTTP Basic, so no colon, and nothing that
 # needs quoting in a shell or a log.
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -344,12 +346,25 @@ class Tills(Engine):
         try:
             result = call()
         except PointsError as refusal:
-            self.record_till_call(till.name, action, target, False, f"{refusal.code}")
+            self._record_after(till, action, target, False, f"{refusal.code}")
             raise
         detail = describe(result)
-        self.record_till_call(till.name, action, target, True,
-                              "800" + (f" {detail}" if detail else ""))
+        self._record_after(till, action, target, True, "800" + (f" {detail}" if detail
+                                                                 else ""))
         return result
+
+    def _record_after(self, till: TillView, action: str, target: str, allowed: bool,
+                      detail: str) -> None:
+        """The audit line of a call that has happened: a database that fails to take it
+        (after its own retries) must not change the call's answer (a redemption that
+        committed is not to be reported as refused), so the line is logged instead, as an
+        error, whole."""
+        try:
+            self.record_till_call(till.name, action, target, allowed, detail)
+        except PointsError as failure:
+            log.error("API call not recorded in the staff audit (%s): %s %s %s %s %s",
+                      failure.status, till_actor(till.name), action, target,
+                      "allowed" if allowed else "refused", detail)
 
     @staticmethod
     def skips_validation(till: TillView, asked: bool) -> bool:
