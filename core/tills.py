@@ -21,6 +21,7 @@ a validation code).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -253,7 +254,13 @@ class _Verified:
                 self._seen.popitem(last=False)
 
 
-_DUMMY = hash_secret("not a till")  # compared for an unknown name, so it takes as long
+@functools.cache
+def _dummy() -> str:
+    """Compared for an unknown name, so that it takes as long (made on first use)."""
+    return hash_secret("not a till")
+
+
+_MAKING = threading.Lock()  # an engine's limiter and remembered logins are made once
 
 
 def till_actor(name: str) -> str:
@@ -269,17 +276,20 @@ class Tills(Engine):
 
     @property
     def address_limiter(self) -> AddressLimiter:
-        if self._address_limiter is None:
-            self._address_limiter = AddressLimiter(
-                self.settings.till_address_max_failed_logins,
-                self.settings.till_lockout_seconds)
-        return self._address_limiter
+        """This engine's per-address limiter (made on first use, once)."""
+        with _MAKING:
+            if self._address_limiter is None:
+                self._address_limiter = AddressLimiter(
+                    self.settings.till_address_max_failed_logins,
+                    self.settings.till_lockout_seconds)
+            return self._address_limiter
 
     @property
     def _verified(self) -> _Verified:
-        if self._verified_logins is None:
-            self._verified_logins = _Verified()
-        return self._verified_logins
+        with _MAKING:
+            if self._verified_logins is None:
+                self._verified_logins = _Verified()
+            return self._verified_logins
 
     def add_till(self, name: str, *, skip_validation_allowed: bool = False) -> TillPassword:
         return self.db.run(lambda s: add(self.work(s), name,
@@ -305,7 +315,7 @@ class Tills(Engine):
         till = self.db.run(lambda s: find(s, name), write=False) if NAME.fullmatch(
             name) else None
         if till is None:
-            secret_matches(_DUMMY, secret)  # as slow as a real comparison
+            secret_matches(_dummy(), secret)  # as slow as a real comparison
             self._refuse(name, address, "unknown", now)
         assert till is not None and till.id is not None
         if till.locked_until is not None and till.locked_until > now:
