@@ -51,6 +51,17 @@ from core.status import PointsError, Status
 from core.tills import LoginRefused, TillView
 
 log = logging.getLogger(__name__)
+# What any route may answer besides 200 (FastAPI's own 422 never travels: see `invalid`).
+PROBLEM = {"content": {"application/json": {"example": {"response": {"status": {
+    "success": "false", "code": 400, "message": "give exactly one of mobile, email, "
+                                                "external_id"}}}}}}
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The request cannot be read (the envelope, code 400)", **PROBLEM},
+    401: {"description": "Authentication failed (the envelope, code 401)"},
+    "4XX": {"description": "Not found, wrong method, body too late (408) or too large "
+                           "(413): the envelope"},
+    503: {"description": "Too many requests at once, or the database did not answer"},
+}
 HEALTH_TIMEOUT = 5.0  # seconds /healthz waits for the database before answering 503
 ALL_FAILED = "All requests have failed due to errors"
 KINDS = ("mobile", "email", "external_id")
@@ -315,7 +326,7 @@ def create_app(settings: ApiSettings, service: PointsService | None = None,
                               "revert, and the v2 reverse. HTTP Basic: a till's name and "
                               "the MD5 hex of its password. HTTP 200 whenever a request "
                               "was processed: the body's status codes carry the outcome.",
-                  lifespan=lifespan)
+                  lifespan=lifespan, responses=RESPONSES)
     app.state.service = engine
     app.add_middleware(BoundedBody, max_bytes=settings.api_max_body_bytes,
                        timeout=settings.api_body_timeout_seconds)

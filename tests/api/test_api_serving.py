@@ -103,6 +103,9 @@ def test_healthz_openapi_and_docs(sqlite_url: str) -> None:
                 "/v1.1/points/redeem", "/v1.1/points/revert",
                 "/v2/points/reverse"} <= set(schema["paths"])
         assert "HTTPBasic" in schema["components"]["securitySchemes"]
+        operations = [op for path in schema["paths"].values() for op in path.values()]
+        assert all("422" not in op["responses"] and "400" in op["responses"]
+                   for op in operations)  # 422 never travels: 400 in the envelope
         assert http.get("/docs").status_code == 200
         missing = http.get("/v1.1/points/nothing")
         assert missing.status_code == 404
