@@ -304,6 +304,20 @@ def json_only(fmt: Annotated[str, Query(alias="format", description="json (xml: 
 # ---------------------------------------------------------------- the app
 
 
+def server_options(settings: ApiSettings) -> dict[str, Any]:
+    """uvicorn's options for the API's bounds: keep-alive API_IDLE_TIMEOUT_SECONDS,
+    headers API_MAX_HEADER_BYTES, API_MAX_CONNECTIONS connections and requests at once per
+    worker (503 beyond); X-Forwarded-For believed from API_TRUSTED_PROXIES only. (Bodies
+    are bounded by `BoundedBody`.)"""
+    trusted = settings.api_trusted_proxies
+    return {"timeout_keep_alive": int(max(1, settings.api_idle_timeout_seconds)),
+            "limit_concurrency": settings.api_max_connections,
+            "h11_max_incomplete_event_size": settings.api_max_header_bytes,
+            "proxy_headers": bool(trusted), "forwarded_allow_ips": trusted or None,
+            "server_header": False, "access_log": False}
+
+
+
 def create_app(settings: ApiSettings, service: PointsService | None = None,
                senders: Sequence[CodeSender] = ()) -> FastAPI:
     """The API over `service` (default: a new engine on `settings` that sends codes with
@@ -539,5 +553,12 @@ def create_app(settings: ApiSettings, service: PointsService | None = None,
     return app
 
 
-__all__ = ["ApiSettings", "create_app", "envelope", "item_status", "problem",
-           "request_status"]
+__all__ = [
+    "ApiSettings",
+    "create_app",
+    "envelope",
+    "item_status",
+    "problem",
+    "request_status",
+    "server_options",
+]

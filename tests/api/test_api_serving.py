@@ -206,3 +206,17 @@ def test_every_api_setting_is_in_env_example_and_the_readme() -> None:
     for name in new:
         assert f"\n{name}=" in example, name
         assert f"`{name}`" in readme, name
+
+
+def test_connections_beyond_api_max_connections_get_503(sqlite_url: str) -> None:
+    # uvicorn counts the connection asking too: 2 lets one connection be served at a time.
+    with api(sqlite_url, api_max_connections=2) as a:
+        host, port = a.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=30) as held:
+            held.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert held.recv(4096).startswith(b"HTTP/1.1 200")  # kept alive: one held
+            assert a.client().get("/healthz").status_code == 503
+        deadline = time.monotonic() + 30
+        while a.client().get("/healthz").status_code != 200:  # the held one is closed
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
