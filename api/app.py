@@ -317,7 +317,6 @@ def server_options(settings: ApiSettings) -> dict[str, Any]:
             "server_header": False, "access_log": False}
 
 
-
 def create_app(settings: ApiSettings, service: PointsService | None = None,
                senders: Sequence[CodeSender] = ()) -> FastAPI:
     """The API over `service` (default: a new engine on `settings` that sends codes with
@@ -353,6 +352,8 @@ def create_app(settings: ApiSettings, service: PointsService | None = None,
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
         first = error.errors()[0] if error.errors() else {}
+        if first.get("type") == "json_invalid":
+            return problem(400, "the body is not JSON")
         where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
         return problem(400, f"{where}: {first.get('msg', 'not readable')}" if where
                        else "the request cannot be read")
