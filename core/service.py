@@ -1,7 +1,8 @@
 """The points engine as one object: `PointsService`, composed of the parts that each hold
 one responsibility's public methods (`reads`, `redemption`, `reversal`, `points_in`,
-`imports`, `staff_audit`, `member_care`). Entry points (the bot, the CLI, the sandbox,
-scripts) call these and show what they answer; nothing else changes points.
+`imports`, `staff_audit`, `member_care`, `tills`). Entry points (the bot, the CLI, the
+sandbox, the HTTP API, scripts) call these and show what they answer; nothing else changes
+points.
 
 Every method takes plain values (text as a person typed it is fine: parsing and its
 refusals live in the methods), runs one transaction through `Database.run`, and returns a
@@ -42,11 +43,12 @@ from core.results import (
 from core.reversal import Reversing
 from core.settings import Settings
 from core.staff_audit import StaffAudit, StaffLine
+from core.tills import Tills
 from core.work import Clock, new_id, utcnow
 
 
 class PointsService(Reads, Redeeming, Reversing, PointsIn, Importing, StaffAudit,
-                    MemberCare):
+                    MemberCare, Tills):
     """The points engine for one database and one set of settings."""
 
     def __init__(self, settings: Settings, db: Database | None = None,
