@@ -2,7 +2,8 @@
 
 Points in (earn, import, goodwill), the operations of the points API (member, isredeemable,
 validationcode, redeem, revert, reverse, history), the status code catalogue, the ledger
-audit, and `run`, which starts the Telegram bot.
+audit, `run`, which starts the Telegram bot, `api`, which serves the points API over
+HTTP, and `api-client`, which manages the API's tills.
 
 Exit codes: 0 success; 1 a refusal, with its status code and message on one line (a
 database that cannot be reached or stays locked is 815, 889 for points coming in; a bad
@@ -420,6 +421,78 @@ def sandbox(
     with answers():
         status = run_terminal(data_dir, keep=keep, verbose=verbose)
     raise typer.Exit(status)
+
+
+@app.command("api")
+def api_server() -> None:
+    """Serve the points API over HTTP (FastAPI on uvicorn) on API_LISTEN:API_PORT, with
+    API_WORKERS workers (several only on PostgreSQL). Codes go out on OTP_CHANNEL (sms,
+    email). Refuses a weak SECRET_KEY (899)."""
+    # Imported here so the engine's commands start without loading FastAPI.
+    from bot.api_server import load_serve_settings, serve
+    from bot.logsafe import use_log_format
+
+    logging.getLogger("api").setLevel(logging.INFO)
+    with answers():
+        settings = load_serve_settings()
+    logging.getLogger("core.db").setLevel(logging.NOTSET)  # a running server logs retries
+    use_log_format(settings.log_format)
+    typer.echo(f"serving the points API on http://{settings.api_listen}:{settings.api_port} "
+               f"({settings.api_workers} worker{'s' if settings.api_workers > 1 else ''})",
+               err=True)
+    serve(settings)
+
+
+tills_app = Cli(help="The API's clients (tills): add, list, disable, rotate.",
+                no_args_is_help=True)
+app.add_typer(tills_app, name="api-client")
+TillName = Annotated[str, typer.Argument(help="the till's name (its HTTP Basic username)",
+                                         show_default=False)]
+
+
+def _show_password(password: str) -> None:
+    typer.echo(f"password: {password}")
+    typer.echo("(shown once: it is not stored. Clients send its MD5 hex as the HTTP Basic "
+               "password.)", err=True)
+
+
+@tills_app.command("add")
+def till_add(name: TillName, allow_skip_validation: Annotated[bool, typer.Option(
+        "--allow-skip-validation", help="its redemptions may go without a validation code "
+                                        "when it asks (skip_validation)")] = False) -> None:
+    """Create a till and print its password, once."""
+    made = run(lambda s: s.add_till(name, skip_validation_allowed=allow_skip_validation))
+    typer.echo(f"till {made.till.name} added"
+               + (" (may skip validation)" if made.till.skip_validation_allowed else ""))
+    _show_password(made.password)
+
+
+@tills_app.command("list")
+def till_list() -> None:
+    """The tills, with what they may do and their state."""
+    tills, zone = run(lambda s: (s.tills(), s.settings.zone))
+    if not tills:
+        typer.echo("no tills yet (add one with `loyalty-bot api-client add NAME`)")
+    for t in tills:
+        state = "enabled" if t.enabled else "disabled"
+        skip = "  may skip validation" if t.skip_validation_allowed else ""
+        rotated = f"  rotated {show(t.rotated_at, zone)}" if t.rotated_at else ""
+        typer.echo(f"{t.name}  {state}{skip}  created {show(t.created_at, zone)}{rotated}")
+
+
+@tills_app.command("disable")
+def till_disable(name: TillName) -> None:
+    """Refuse a till from now on."""
+    done = run(lambda s: s.disable_till(name))
+    typer.echo(f"till {done.name} disabled")
+
+
+@tills_app.command("rotate")
+def till_rotate(name: TillName) -> None:
+    """Give a till a new password (the old one stops working) and print it, once."""
+    made = run(lambda s: s.rotate_till(name))
+    typer.echo(f"till {made.till.name}: new password")
+    _show_password(made.password)
 
 
 @app.command()

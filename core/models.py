@@ -259,3 +259,23 @@ class SandboxMark(SQLModel, table=True):
 
     id: int = Field(default=1, primary_key=True)  # one row at most
     created_at: datetime
+
+
+class Till(SQLModel, table=True):
+    """An API client (a till at a shop counter, a web shop's checkout): its name, a slow
+    hash of what it sends as its password, what it may do, and its failed logins, counted
+    here so that every worker sees them (`core.tills`)."""
+
+    __tablename__ = "till"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=64)
+    # "scrypt$n$r$p$salt$hash" of the MD5 hex of the password (what the client sends);
+    # never the MD5 itself.
+    password_hash: str = Field(max_length=255)
+    enabled: bool = True
+    skip_validation_allowed: bool = False
+    failed_logins: int = 0  # wrong passwords since the last success or lockout
+    locked_until: datetime | None = None
+    created_at: datetime
+    rotated_at: datetime | None = None

@@ -15,12 +15,13 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING, cast
 
 from sqlalchemy import func
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
-from core import codes, ledger, rules
+from core import codes, ledger, outbox, rules
 from core.delivery import CodeMessage, DeliveryFailed
 from core.identifiers import mask
 from core.models import Member, Redemption, Source
@@ -28,6 +29,9 @@ from core.results import CodeIssued, CodeToDeliver, Redeemable, RedemptionResult
 from core.status import PointsError, Reason, WrongCode
 from core.text import reference, storable
 from core.work import Engine, Work, new_id
+
+if TYPE_CHECKING:
+    from core.service import PointsService
 
 log = logging.getLogger(__name__)
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -63,10 +67,13 @@ def issue_code(work: Work, member: Member, points: int,
 
 def redeem(work: Work, member: Member, points: int, code: str | None, *,
            transaction_number: str, external_reference: str, notes: str = "",
-           redemption_time: datetime | None = None) -> RedemptionResult:
+           redemption_time: datetime | None = None,
+           skip_validation: bool = False) -> RedemptionResult:
     """Redeem `points` of `member` (row-locked by the caller) against a bill. The same
     external reference number again for the same member, points and transaction number is
-    answered from the first redemption (a replay); for another request, 817."""
+    answered from the first redemption (a replay); for another request, 817.
+    `skip_validation`: no code is needed even with VALIDATION_CODE_REQUIRED (a till allowed
+    to skip it: `core.tills.Tills.skips_validation`); a code given is still compared."""
     session, settings = work.session, work.settings
     assert member.id is not None
     txn = transaction_number
@@ -92,7 +99,7 @@ def redeem(work: Work, member: Member, points: int, code: str | None, *,
             nonlocal record
             assert code is not None
             record = codes.verify(session, settings, member, points, code, work.now)
-    elif settings.validation_code_required:
+    elif settings.validation_code_required and not skip_validation:
         def validate() -> None:
             raise PointsError(824)
     rules.check(settings, member, points, rules.Stage.REDEEM, validate,
@@ -173,6 +180,30 @@ class Redeeming(Engine):
             return issue_code(self.work(session), member, amount, reply_to)
         return self.db.run(unit)
 
+    def send_validation_code(self, identifier: str, points: object) -> CodeIssued:
+        """`issue_validation_code` through the outbox (`core.outbox`), as the chat sends
+        codes: the code and its delivery row are written in one transaction, sent after it
+        commits; a worker that dies in between leaves the delivery to any worker's sweeper
+        (the bot's), so the code still goes out. 860 when no channel delivered it."""
+        amount = rules.parse_points(points)
+        ident = self.identify(identifier)
+
+        def unit(session: Session) -> int:
+            work = self.work(session)
+            member = ledger.find_member(session, ident, lock=True)
+            issued = issue_code(work, member, amount)
+            return outbox.enqueue(work, issued.record_id, resent=issued.resent,
+                                  channel_user=None, chat=None, token=None)
+        delivery_id = self.db.run(unit)
+        sent = outbox.send(cast("PointsService", self), delivery_id)
+        if sent is None or (sent.issued is None and sent.refusal is None):
+            raise PointsError(860, "the code was no longer wanted when it was to be sent",
+                              reason=Reason.DELIVERY)
+        if sent.refusal is not None:
+            raise sent.refusal
+        assert sent.issued is not None
+        return sent.issued
+
     def deliver_validation_code(self, code: CodeToDeliver) -> CodeIssued:
         """The second half: send the code on every channel; none delivered voids it (860)."""
         text = code.message
@@ -201,8 +232,10 @@ class Redeeming(Engine):
 
     def redeem(self, identifier: str, points: object, validation_code: str | None, *,
                transaction_number: str, external_reference: str, notes: str = "",
-               redemption_time: str | datetime | None = None) -> RedemptionResult:
-        """Redeem `points` against a bill; idempotent on `external_reference`."""
+               redemption_time: str | datetime | None = None,
+               skip_validation: bool = False) -> RedemptionResult:
+        """Redeem `points` against a bill; idempotent on `external_reference`.
+        `skip_validation` (decided by `Tills.skips_validation`): no code needed."""
         amount = rules.parse_points(points)
         ident = self.identify(identifier)
         when = self._redemption_time(redemption_time)
@@ -215,7 +248,8 @@ class Redeeming(Engine):
         def unit(session: Session) -> RedemptionResult:
             member = ledger.find_member(session, ident, lock=True)
             return redeem(self.work(session), member, amount, code, transaction_number=txn,
-                          external_reference=ref, notes=note, redemption_time=when)
+                          external_reference=ref, notes=note, redemption_time=when,
+                          skip_validation=skip_validation)
         try:
             return self.db.run(unit, keep_writes_on=(WrongCode,))
         except SQLAlchemyError as error:

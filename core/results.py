@@ -13,6 +13,7 @@ from core.status import SUCCESS, Status, message
 
 CAN_REDEEM = Status(SUCCESS, "Points can be redeemed")
 REDEEMED = Status(SUCCESS, message(SUCCESS))
+REVERSED = Status(SUCCESS, "Points reversed successfully")
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,8 @@ class ReversalResult:
     redemption_ids: tuple[str, ...]
     points_reversed: int
     balance: int
+    member_id: int | None = None  # whose points came back
+    status: Status = REVERSED
 
 
 @dataclass(frozen=True)

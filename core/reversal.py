@@ -110,7 +110,7 @@ def _reverse(work: Work, member: Member, parts: list[tuple[Redemption, int]], ki
             staff_audit.record(work, staff, kind, redemption.id, True,
                                f"{points} points" + (f": {reason}" if reason else ""))
     return ReversalResult(tuple(reversal_ids), tuple(r.id for r, _ in parts),
-                          sum(p for _, p in parts), member.current_points)
+                          sum(p for _, p in parts), member.current_points, member.id)
 
 
 def redemption_key(text: str) -> str:

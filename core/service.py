@@ -1,6 +1,6 @@
 """The points engine as one object: `PointsService`, composed of the parts that each hold
 one responsibility's public methods (`reads`, `redemption`, `reversal`, `points_in`,
-`imports`, `staff_audit`). Entry points (the bot, the CLI, the sandbox, scripts) call these
+`imports`, `staff_audit`, `tills`). Entry points (the bot, the CLI, the sandbox, scripts) call these
 and show what they answer; nothing else changes points.
 
 Every method takes plain values (text as a person typed it is fine: parsing and its
@@ -41,10 +41,11 @@ from core.results import (
 from core.reversal import Reversing
 from core.settings import Settings
 from core.staff_audit import StaffAudit, StaffLine
+from core.tills import Tills
 from core.work import Clock, new_id, utcnow
 
 
-class PointsService(Reads, Redeeming, Reversing, PointsIn, Importing, StaffAudit):
+class PointsService(Reads, Redeeming, Reversing, PointsIn, Importing, StaffAudit, Tills):
     """The points engine for one database and one set of settings."""
 
     def __init__(self, settings: Settings, db: Database | None = None,

@@ -65,6 +65,14 @@ class Settings(BaseSettings):
     # transaction before the caller gets "try again later" (815, 889 for points coming in).
     db_lock_timeout_seconds: float = 5.0
 
+    # The HTTP API's tills (`core.tills`): this many wrong passwords in a row lock a till
+    # for TILL_LOCKOUT_SECONDS (counted in the database: every worker sees them); one
+    # address may fail TILL_ADDRESS_MAX_FAILED_LOGINS times (any till names) in that time
+    # before it is refused too (counted in each worker's memory).
+    till_max_failed_logins: int = 5
+    till_lockout_seconds: int = 300
+    till_address_max_failed_logins: int = 20
+
     @field_validator("fraud_statuses_blocking")
     @classmethod
     def _known_statuses(cls, value: str) -> str:
@@ -108,6 +116,9 @@ class Settings(BaseSettings):
             "OTP_PERIOD_SECONDS": self.otp_period_seconds,
             "OTP_PERIOD_MAX_SENDS": self.otp_period_max_sends,
             "DB_RETRY_ATTEMPTS": self.db_retry_attempts,
+            "TILL_MAX_FAILED_LOGINS": self.till_max_failed_logins,
+            "TILL_LOCKOUT_SECONDS": self.till_lockout_seconds,
+            "TILL_ADDRESS_MAX_FAILED_LOGINS": self.till_address_max_failed_logins,
         }
         found += [f"{name} must be at least 1 (it is {value})"
                   for name, value in positive.items() if value < 1]

@@ -1,0 +1,1 @@
+"""The points API over HTTP (FastAPI): an adapter over `core` that decides nothing."""
