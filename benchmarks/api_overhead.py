@@ -56,7 +56,7 @@ MEMBERS = 200
 POINTS = 100
 CONCURRENCY = 16
 TILL = "bench-till"
-MINIMAL_PASSWORD = "minimal-password"  # noqa: S105  (the baseline's constant)
+MINIMAL_PASSWORD = "minimal-password"
 PATH = "/v1.1/points/isredeemable"
 
 
