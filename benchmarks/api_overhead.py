@@ -4,9 +4,10 @@ mode) against a minimal FastAPI endpoint served the same way, in the same run.
 
 Served the same way: each app runs alone in a spawned process of its own, on uvicorn with
 the same `uvicorn.Config` (one worker, the same event loop and HTTP implementation, access
-log off, the API's own bounds), on 127.0.0.1; the same client (httpx, `CONCURRENCY`
-connections kept alive, each sending its next request when the last is answered) sends
-the same requests to both: every request names one of `MEMBERS` members and 100 points.
+log off, the API's own bounds), on 127.0.0.1; the same client (a few lines of HTTP/1.1
+over asyncio streams, `CONCURRENCY` connections kept alive, each sending its next request
+when the last is answered) sends the same requests to both: every request names one of
+`MEMBERS` members and 100 points.
 
 The baseline authenticates the same way on the wire (HTTP Basic, the MD5 hex of the
 password) and answers an envelope of the same shape, but compares the credentials with a
@@ -537,8 +538,9 @@ def _section(minimal: Outcome, ours: Outcome, size: Size, quick: bool) -> Sectio
             p99[0] / p99[1], None),
     ]
     notes = [f"row 6: {size.requests} requests x {size.runs} run(s) of each app over "
-             f"{CONCURRENCY} kept-alive connections (httpx), each app alone in its own "
-             f"process on the same uvicorn configuration; {MEMBERS} members named in turn, "
+             f"{CONCURRENCY} kept-alive connections (a lean asyncio client), each app alone in "
+             f"its own process on the same uvicorn configuration; {MEMBERS} members named in "
+             f"turn, "
              f"{POINTS} points, no validation code; server CPU per request: ours "
              f"{cpu_ours:.2f} ms, minimal {cpu_minimal:.2f} ms",
              f"row 6: {sql} per isredeemable (one at a time, BEGIN not counted)",
