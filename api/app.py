@@ -100,6 +100,10 @@ class Unreadable(Exception):
     """A request that cannot be read: 400 with `message`."""
 
 
+class Unavailable(Exception):
+    """The till could not be checked (the database did not answer): 503 with `message`."""
+
+
 class Unauthorized(Exception):
     """Authentication failed: 401 (never saying why: that is in the audit)."""
 
@@ -335,6 +339,10 @@ def create_app(settings: ApiSettings, service: PointsService | None = None,
             headers["Retry-After"] = str(error.retry_after)
         return problem(401, "Authentication failed", headers)
 
+    @app.exception_handler(Unavailable)
+    async def unavailable(_: Request, error: Unavailable) -> JSONResponse:
+        return problem(503, str(error), {"Retry-After": "1"})
+
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, error: HTTPException) -> JSONResponse:
         if error.status_code == 401:
@@ -355,6 +363,8 @@ def create_app(settings: ApiSettings, service: PointsService | None = None,
         address = request.client.host if request.client else "unknown"
         try:
             return engine.authenticate(credentials.username, credentials.password, address)
+        except PointsError as refusal:  # the database did not answer (815)
+            raise Unavailable(refusal.status.message) from None
         except LoginRefused as refused:
             log.info("API login refused (%s) for till %r from %s", refused.reason,
                      credentials.username[:64], address)

@@ -21,8 +21,10 @@ a validation code).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import threading
@@ -40,6 +42,7 @@ from core.status import InputError, PointsError
 from core.work import Engine, Work
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 # A till's name: what goes before the colon of HTTP Basic, so no colon, and nothing that
 # needs quoting in a shell or a log.
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -251,7 +254,13 @@ class _Verified:
                 self._seen.popitem(last=False)
 
 
-_DUMMY = hash_secret("not a till")  # compared for an unknown name, so it takes as long
+@functools.cache
+def _dummy() -> str:
+    """Compared for an unknown name, so that it takes as long (made on first use)."""
+    return hash_secret("not a till")
+
+
+_MAKING = threading.Lock()  # an engine's limiter and remembered logins are made once
 
 
 def till_actor(name: str) -> str:
@@ -267,17 +276,20 @@ class Tills(Engine):
 
     @property
     def address_limiter(self) -> AddressLimiter:
-        if self._address_limiter is None:
-            self._address_limiter = AddressLimiter(
-                self.settings.till_address_max_failed_logins,
-                self.settings.till_lockout_seconds)
-        return self._address_limiter
+        """This engine's per-address limiter (made on first use, once)."""
+        with _MAKING:
+            if self._address_limiter is None:
+                self._address_limiter = AddressLimiter(
+                    self.settings.till_address_max_failed_logins,
+                    self.settings.till_lockout_seconds)
+            return self._address_limiter
 
     @property
     def _verified(self) -> _Verified:
-        if self._verified_logins is None:
-            self._verified_logins = _Verified()
-        return self._verified_logins
+        with _MAKING:
+            if self._verified_logins is None:
+                self._verified_logins = _Verified()
+            return self._verified_logins
 
     def add_till(self, name: str, *, skip_validation_allowed: bool = False) -> TillPassword:
         return self.db.run(lambda s: add(self.work(s), name,
@@ -303,7 +315,7 @@ class Tills(Engine):
         till = self.db.run(lambda s: find(s, name), write=False) if NAME.fullmatch(
             name) else None
         if till is None:
-            secret_matches(_DUMMY, secret)  # as slow as a real comparison
+            secret_matches(_dummy(), secret)  # as slow as a real comparison
             self._refuse(name, address, "unknown", now)
         assert till is not None and till.id is not None
         if till.locked_until is not None and till.locked_until > now:
@@ -344,12 +356,25 @@ class Tills(Engine):
         try:
             result = call()
         except PointsError as refusal:
-            self.record_till_call(till.name, action, target, False, f"{refusal.code}")
+            self._record_after(till, action, target, False, f"{refusal.code}")
             raise
         detail = describe(result)
-        self.record_till_call(till.name, action, target, True,
-                              "800" + (f" {detail}" if detail else ""))
+        self._record_after(till, action, target, True, "800" + (f" {detail}" if detail
+                                                                 else ""))
         return result
+
+    def _record_after(self, till: TillView, action: str, target: str, allowed: bool,
+                      detail: str) -> None:
+        """The audit line of a call that has happened: a database that fails to take it
+        (after its own retries) must not change the call's answer (a redemption that
+        committed is not to be reported as refused), so the line is logged instead, as an
+        error, whole."""
+        try:
+            self.record_till_call(till.name, action, target, allowed, detail)
+        except PointsError as failure:
+            log.error("API call not recorded in the staff audit (%s): %s %s %s %s %s",
+                      failure.status, till_actor(till.name), action, target,
+                      "allowed" if allowed else "refused", detail)
 
     @staticmethod
     def skips_validation(till: TillView, asked: bool) -> bool:

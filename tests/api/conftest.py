@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from api.settings import ApiSettings
+from bot.api_server import ServeSettings
 from tests.core.points_harness import requires_postgres
 from tests.support.databases import own_database
 from tests.support.settings import hermetic
@@ -17,7 +17,7 @@ from tests.support.settings import hermetic
 
 @pytest.fixture(autouse=True)
 def _hermetic_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    hermetic(monkeypatch, tmp_path, ApiSettings)
+    hermetic(monkeypatch, tmp_path, ServeSettings)  # the API's, the bot's, the engine's
 
 
 @pytest.fixture

@@ -187,3 +187,19 @@ def test_a_body_that_does_not_arrive_in_time_is_408(sqlite_url: str) -> None:
                 answer += chunk
         assert answer.startswith(b"HTTP/1.1 408")
         assert b'"code":408' in answer
+
+
+def test_every_api_setting_is_in_env_example_and_the_readme() -> None:
+    from api.settings import ApiSettings
+    from core.settings import Settings
+
+    root = Path(__file__).resolve().parents[2]
+    example = (root / ".env.example").read_text()
+    readme = (root / "README.md").read_text()
+    new = {name.upper() for name in set(ApiSettings.model_fields) - set(
+        Settings.model_fields)} | {
+        name.upper() for name in Settings.model_fields if name.startswith("till_")}
+    assert new
+    for name in new:
+        assert f"\n{name}=" in example, name
+        assert f"`{name}`" in readme, name

@@ -1,4 +1,4 @@
-"""The engine stands alone: nothing in `core/` imports the bot or Telegram.
+"""The engine stands alone: nothing in `core/` imports the bot, the HTTP API or Telegram.
 
 Checked twice: by import-linter with the contract in pyproject.toml, and by reading every
 module of `core/` with `ast` (which also catches imports inside functions).
@@ -18,7 +18,7 @@ import core
 
 CORE = Path(core.__file__).parent
 ROOT = CORE.parent
-FORBIDDEN = ("telegram", "bot")
+FORBIDDEN = ("telegram", "bot", "api")
 
 
 def imported_modules(source: str) -> list[str]:
@@ -59,4 +59,6 @@ def test_import_linter_contract_is_kept() -> None:
     result = subprocess.run([command, "--no-cache"], cwd=ROOT, capture_output=True, text=True,
                             timeout=120, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "core never imports the bot or telegram KEPT" in result.stdout
+    assert "core never imports the bot, the API or telegram KEPT" in result.stdout
+    assert "api keeps to core's use cases: no models, no database, no sessions, no bot " \
+           "KEPT" in result.stdout

@@ -36,7 +36,7 @@ def copy_of_the_checkout(target: Path) -> Path:
     """What `pip install -e .` needs (the packages, pyproject.toml, the README), without
     environments, caches or databases."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.db", "*.db-*", "*.egg-info")
-    for name in ("core", "bot"):
+    for name in ("core", "bot", "api"):
         shutil.copytree(REPO / name, target / name, ignore=ignore)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, target / name)
