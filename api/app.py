@@ -51,6 +51,17 @@ from core.status import PointsError, Status
 from core.tills import LoginRefused, TillView
 
 log = logging.getLogger(__name__)
+# What any route may answer besides 200 (FastAPI's own 422 never travels: see `invalid`).
+PROBLEM = {"content": {"application/json": {"example": {"response": {"status": {
+    "success": "false", "code": 400, "message": "give exactly one of mobile, email, "
+                                                "external_id"}}}}}}
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The request cannot be read (the envelope, code 400)", **PROBLEM},
+    401: {"description": "Authentication failed (the envelope, code 401)"},
+    "4XX": {"description": "Not found, wrong method, body too late (408) or too large "
+                           "(413): the envelope"},
+    503: {"description": "Too many requests at once, or the database did not answer"},
+}
 HEALTH_TIMEOUT = 5.0  # seconds /healthz waits for the database before answering 503
 ALL_FAILED = "All requests have failed due to errors"
 KINDS = ("mobile", "email", "external_id")
@@ -293,6 +304,19 @@ def json_only(fmt: Annotated[str, Query(alias="format", description="json (xml: 
 # ---------------------------------------------------------------- the app
 
 
+def server_options(settings: ApiSettings) -> dict[str, Any]:
+    """uvicorn's options for the API's bounds: keep-alive API_IDLE_TIMEOUT_SECONDS,
+    headers API_MAX_HEADER_BYTES, API_MAX_CONNECTIONS connections and requests at once per
+    worker (503 beyond); X-Forwarded-For believed from API_TRUSTED_PROXIES only. (Bodies
+    are bounded by `BoundedBody`.)"""
+    trusted = settings.api_trusted_proxies
+    return {"timeout_keep_alive": int(max(1, settings.api_idle_timeout_seconds)),
+            "limit_concurrency": settings.api_max_connections,
+            "h11_max_incomplete_event_size": settings.api_max_header_bytes,
+            "proxy_headers": bool(trusted), "forwarded_allow_ips": trusted or None,
+            "server_header": False, "access_log": False}
+
+
 def create_app(settings: ApiSettings, service: PointsService | None = None,
                senders: Sequence[CodeSender] = ()) -> FastAPI:
     """The API over `service` (default: a new engine on `settings` that sends codes with
@@ -315,7 +339,7 @@ def create_app(settings: ApiSettings, service: PointsService | None = None,
                               "revert, and the v2 reverse. HTTP Basic: a till's name and "
                               "the MD5 hex of its password. HTTP 200 whenever a request "
                               "was processed: the body's status codes carry the outcome.",
-                  lifespan=lifespan)
+                  lifespan=lifespan, responses=RESPONSES)
     app.state.service = engine
     app.add_middleware(BoundedBody, max_bytes=settings.api_max_body_bytes,
                        timeout=settings.api_body_timeout_seconds)
@@ -328,6 +352,8 @@ def create_app(settings: ApiSettings, service: PointsService | None = None,
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
         first = error.errors()[0] if error.errors() else {}
+        if first.get("type") == "json_invalid":
+            return problem(400, "the body is not JSON")
         where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
         return problem(400, f"{where}: {first.get('msg', 'not readable')}" if where
                        else "the request cannot be read")
@@ -528,5 +554,12 @@ def create_app(settings: ApiSettings, service: PointsService | None = None,
     return app
 
 
-__all__ = ["ApiSettings", "create_app", "envelope", "item_status", "problem",
-           "request_status"]
+__all__ = [
+    "ApiSettings",
+    "create_app",
+    "envelope",
+    "item_status",
+    "problem",
+    "request_status",
+    "server_options",
+]

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import ValidationError
 
-from api.app import create_app
+from api.app import create_app, server_options
 from api.settings import ApiSettings
 from bot.senders import make_senders
 from bot.settings import BotSettings
@@ -57,19 +57,12 @@ def app_factory() -> FastAPI:
 
 
 def serve(settings: ServeSettings) -> None:
-    """Serve the API until stopped (Ctrl-C, SIGTERM), bounded: keep-alive
-    API_IDLE_TIMEOUT_SECONDS, headers API_MAX_HEADER_BYTES, API_MAX_CONNECTIONS at once
-    per worker (503 beyond), bodies by `api.app.BoundedBody`."""
+    """Serve the API until stopped (Ctrl-C, SIGTERM), bounded (`api.app.server_options`,
+    bodies by `api.app.BoundedBody`)."""
     import uvicorn
 
-    trusted = settings.api_trusted_proxies
-    options: dict[str, Any] = {
-        "host": settings.api_listen, "port": settings.api_port,
-        "timeout_keep_alive": int(max(1, settings.api_idle_timeout_seconds)),
-        "limit_concurrency": settings.api_max_connections,
-        "h11_max_incomplete_event_size": settings.api_max_header_bytes,
-        "proxy_headers": bool(trusted), "forwarded_allow_ips": trusted or None,
-        "server_header": False, "access_log": False, "log_level": "info"}
+    options: dict[str, Any] = {"host": settings.api_listen, "port": settings.api_port,
+                               "log_level": "info", **server_options(settings)}
     if settings.api_workers > 1:
         uvicorn.run(FACTORY, factory=True, workers=settings.api_workers, **options)
     else:

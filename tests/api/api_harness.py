@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from api.app import create_app
+from api.app import create_app, server_options
 from api.settings import ApiSettings, load_api_settings
 from core.delivery import CodeSender, RecordingSender
 from core.service import MemberView, PointsService
@@ -40,9 +40,7 @@ def serving(settings: ApiSettings, service: PointsService) -> Iterator[str]:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(create_app(settings, service), log_level="warning",
-                            access_log=False, lifespan="on",
-                            timeout_keep_alive=int(settings.api_idle_timeout_seconds),
-                            limit_concurrency=settings.api_max_connections)
+                            lifespan="on", **server_options(settings))  # as `api` serves
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

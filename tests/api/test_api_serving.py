@@ -103,6 +103,9 @@ def test_healthz_openapi_and_docs(sqlite_url: str) -> None:
                 "/v1.1/points/redeem", "/v1.1/points/revert",
                 "/v2/points/reverse"} <= set(schema["paths"])
         assert "HTTPBasic" in schema["components"]["securitySchemes"]
+        operations = [op for path in schema["paths"].values() for op in path.values()]
+        assert all("422" not in op["responses"] and "400" in op["responses"]
+                   for op in operations)  # 422 never travels: 400 in the envelope
         assert http.get("/docs").status_code == 200
         missing = http.get("/v1.1/points/nothing")
         assert missing.status_code == 404
@@ -203,3 +206,17 @@ def test_every_api_setting_is_in_env_example_and_the_readme() -> None:
     for name in new:
         assert f"\n{name}=" in example, name
         assert f"`{name}`" in readme, name
+
+
+def test_connections_beyond_api_max_connections_get_503(sqlite_url: str) -> None:
+    # uvicorn counts the connection asking too: 2 lets one connection be served at a time.
+    with api(sqlite_url, api_max_connections=2) as a:
+        host, port = a.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=30) as held:
+            held.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert held.recv(4096).startswith(b"HTTP/1.1 200")  # kept alive: one held
+            assert a.client().get("/healthz").status_code == 503
+        deadline = time.monotonic() + 30
+        while a.client().get("/healthz").status_code != 200:  # the held one is closed
+            assert time.monotonic() < deadline
+            time.sleep(0.05)

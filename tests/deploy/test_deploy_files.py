@@ -47,6 +47,21 @@ def test_the_systemd_units_verify(tmp_path: Path) -> None:
         assert needed in worker
 
 
+def test_the_api_unit_verifies(tmp_path: Path) -> None:
+    analyze = tool("systemd-analyze")
+    unit = (DEPLOY / "loyalty-api.service").read_text()
+    assert "ExecStart=/opt/loyalty-bot/.venv/bin/loyalty-bot api" in unit
+    (tmp_path / "loyalty-api.service").write_text(
+        re.sub(r"(?m)^ExecStart=.*$", "ExecStart=/bin/true", unit))
+    done = subprocess.run([analyze, "verify", "--man=no", "loyalty-api.service"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0 and not done.stderr.strip(), done.stderr
+    for needed in ("Restart=on-failure", "EnvironmentFile=/etc/loyalty-bot/loyalty-bot.env",
+                   "Environment=API_LISTEN=127.0.0.1"):
+        assert needed in unit
+
+
 def test_the_nginx_configuration_is_valid(tmp_path: Path) -> None:
     nginx = tool("nginx")
     openssl = tool("openssl")
