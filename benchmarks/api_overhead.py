@@ -197,16 +197,15 @@ def _api_settings(path: Path) -> Any:
 
 def uvicorn_config(app: Any, settings: Any) -> Any:
     """The one uvicorn configuration both apps are served with: `loyalty-bot api`'s
-    (`bot.api_server.serve`: keep-alive, header and concurrency bounds, no server header,
+    (`api.app.server_options`: keep-alive, header and concurrency bounds, no server header,
     no access log), on the socket given instead of API_LISTEN:API_PORT, logging warnings
     only."""
     import uvicorn
 
-    return uvicorn.Config(
-        app, timeout_keep_alive=int(max(1, settings.api_idle_timeout_seconds)),
-        limit_concurrency=settings.api_max_connections,
-        h11_max_incomplete_event_size=settings.api_max_header_bytes, server_header=False,
-        access_log=False, log_level="warning", lifespan="on")
+    from api.app import server_options
+
+    return uvicorn.Config(app, **server_options(settings), log_level="warning",
+                          lifespan="on")
 
 
 def _serve(kind: str, path: str, sock: socket.socket, events: tuple[Any, ...],
