@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -229,6 +230,7 @@ def at_once(actions: list[Callable[[], None]]) -> None:
 # ---------------------------------------------------------------- the property
 
 
+@pytest.mark.slow
 def test_chat_and_api_redemptions_never_overdraw(db_url: str) -> None:
     # Codes are drawn often for one member: lift the per-period cap, keep the rest.
     with api(db_url, otp_period_max_sends=1000, otp_max_sends=1000) as a:

@@ -96,6 +96,7 @@ def item_codes(response: Any) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_our_openapi_finds_no_server_error(sqlite_url: str) -> None:
     with api(sqlite_url) as a:
         mobiles = demo_members(a)

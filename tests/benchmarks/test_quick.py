@@ -107,6 +107,7 @@ def test_row_1_says_so_when_the_bot_is_missing(monkeypatch: pytest.MonkeyPatch) 
     assert section.rows[0].ratio is None
 
 
+@pytest.mark.slow
 def test_row_6_runs_on_a_tiny_size(monkeypatch: pytest.MonkeyPatch) -> None:
     """Both apps served, loaded and profiled: the row, its notes and its profile by layer
     (nothing here looks at the figures)."""
