@@ -28,6 +28,7 @@ Routes:
 
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
@@ -62,6 +63,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
                            "(413): the envelope"},
     503: {"description": "Too many requests at once, or the database did not answer"},
 }
+SWEEP_EVERY = 15.0  # seconds between sweeps for codes a dead worker left unsent
 HEALTH_TIMEOUT = 5.0  # seconds /healthz waits for the database before answering 503
 ALL_FAILED = "All requests have failed due to errors"
 KINDS = ("mobile", "email", "external_id")
@@ -318,19 +320,40 @@ def server_options(settings: ApiSettings) -> dict[str, Any]:
 
 
 def create_app(settings: ApiSettings, service: PointsService | None = None,
-               senders: Sequence[CodeSender] = ()) -> FastAPI:
+               senders: Sequence[CodeSender] = (), *,
+               sweep_every: float = SWEEP_EVERY) -> FastAPI:
     """The API over `service` (default: a new engine on `settings` that sends codes with
-    `senders`; closed when the app stops)."""
+    `senders`; closed when the app stops). Every `sweep_every` seconds it sends the codes a
+    dead worker left unsent (`PointsService.send_overdue_codes`)."""
     engine = service or PointsService(settings, senders=senders)
     owned = service is None
     health_pool = ThreadPoolExecutor(1, thread_name_prefix="api-health")
+    sweep_pool = ThreadPoolExecutor(1, thread_name_prefix="api-sweep")
+
+    async def sweep() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(sweep_every)
+            try:
+                sent = await loop.run_in_executor(sweep_pool, engine.send_overdue_codes)
+            except Exception as error:
+                log.warning("could not send overdue validation codes: %s",
+                            type(error).__name__)
+            else:
+                if sent:
+                    log.info("sent %d validation codes a worker had left", sent)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        sweeper = asyncio.create_task(sweep())
         try:
             yield
         finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
             health_pool.shutdown(wait=False, cancel_futures=True)
+            sweep_pool.shutdown(wait=False, cancel_futures=True)
             if owned:
                 engine.close()
 

@@ -204,6 +204,16 @@ class Redeeming(Engine):
         assert sent.issued is not None
         return sent.issued
 
+    def send_overdue_codes(self) -> int:
+        """Send the validation codes a worker took and never finished (it died between
+        commit and sending, `core.outbox.LEASE` ago or more); how many went out. Every
+        entry point without a chat to tell (the HTTP API) sweeps with this now and then."""
+        sent = 0
+        for delivery_id, _ in outbox.overdue(self.db, self.clock()):
+            done = outbox.send(cast("PointsService", self), delivery_id, take_over=True)
+            sent += done is not None and done.issued is not None
+        return sent
+
     def deliver_validation_code(self, code: CodeToDeliver) -> CodeIssued:
         """The second half: send the code on every channel; none delivered voids it (860)."""
         text = code.message

@@ -32,14 +32,16 @@ START_TIMEOUT = 30.0  # seconds a server may take to start (a migration on Postg
 
 
 @contextmanager
-def serving(settings: ApiSettings, service: PointsService) -> Iterator[str]:
+def serving(settings: ApiSettings, service: PointsService,
+            sweep_every: float = 15.0) -> Iterator[str]:
     """The app on `service`, served by uvicorn in a thread on a free port; its base URL.
     Stopped (and waited for) afterwards."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(settings, service), log_level="warning",
+    config = uvicorn.Config(create_app(settings, service, sweep_every=sweep_every),
+                            log_level="warning",
                             lifespan="on", **server_options(settings))  # as `api` serves
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -105,7 +107,7 @@ class Api:
 
 
 @contextmanager
-def api(url: str, *, senders: list[CodeSender] | None = None,
+def api(url: str, *, senders: list[CodeSender] | None = None, sweep_every: float = 15.0,
         **overrides: Any) -> Iterator[Api]:
     """An `Api` on database `url` with settings `overrides` (lower case)."""
     clock = Clock()
@@ -114,7 +116,7 @@ def api(url: str, *, senders: list[CodeSender] | None = None,
     service = PointsService(settings, senders=[sender] if senders is None else senders,
                             clock=clock)
     try:
-        with serving(settings, service) as base:
+        with serving(settings, service, sweep_every) as base:
             served = Api(base, service, sender, clock)
             try:
                 yield served

@@ -352,3 +352,36 @@ def test_codes_go_through_the_outbox_after_commit(sqlite_url: str) -> None:
         member = b.member()
         b.till().get(CODE, params={"mobile": member.mobile, "points": 500})
         assert _deliveries(b) == ["failed"]
+
+
+def test_a_code_a_dead_worker_left_unsent_is_sent_by_the_sweeper(db_url: str) -> None:
+    import time
+
+    from core import ledger, outbox, redemption
+    from core.identifiers import parse_identifier
+
+    with api(db_url, sweep_every=0.05) as a:
+        member = a.member()
+        assert member.mobile is not None
+        mobile = member.mobile
+
+        # A worker committed a code and its delivery, then died before sending it.
+        def died_after_commit(session: Any) -> int:
+            work = a.service.work(session)
+            found = ledger.find_member(session, parse_identifier(mobile, "IN"), lock=True)
+            issued = redemption.issue_code(work, found, 500)
+            return outbox.enqueue(work, issued.record_id, resent=False, channel_user=None,
+                                  chat=None, token=None)
+        a.service.db.run(died_after_commit)
+        assert a.service.send_overdue_codes() == 0  # not overdue yet: its lease runs
+        assert a.sender.sent == [] and _deliveries(a) == ["sending"]
+        a.clock.advance(outbox.LEASE.total_seconds() + 1)
+        deadline = time.monotonic() + 30
+        while not a.sender.sent:
+            assert time.monotonic() < deadline, "the sweeper sent nothing"
+            time.sleep(0.05)
+        assert a.sender.sent[0].member_id == member.id and a.sender.sent[0].points == 500
+        deadline = time.monotonic() + 30
+        while _deliveries(a) != ["sent"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
