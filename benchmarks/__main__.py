@@ -34,6 +34,7 @@ ROWS: tuple[tuple[str, str, str, Goal], ...] = (
     ("4", "benchmarks.postgres_scaleout", "PostgreSQL scale-out", Goal(">=", 0.625)),
     ("5", "benchmarks.import_lock", "import: write lock held", Goal("<=", 3.0)),
     ("1", "benchmarks.bot_overhead", "bot overhead", Goal(">=", 0.5)),
+    ("6", "benchmarks.api_overhead", "API isredeemable throughput", Goal(">=", 0.5)),
 )
 
 

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import bot_overhead, import_lock, postgres_scaleout, redemption_cycle, scale
+from benchmarks import (
+    api_overhead,
+    bot_overhead,
+    import_lock,
+    postgres_scaleout,
+    redemption_cycle,
+    scale,
+)
 from benchmarks.common import (
     Goal,
     Row,
@@ -98,6 +105,30 @@ def test_row_1_says_so_when_the_bot_is_missing(monkeypatch: pytest.MonkeyPatch) 
     section = bot_overhead.run(quick=True)
     assert section.rows[0].figure == "not measured: bot not available"
     assert section.rows[0].ratio is None
+
+
+@pytest.mark.slow
+def test_row_6_runs_on_a_tiny_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both apps served, loaded and profiled: the row, its notes and its profile by layer
+    (nothing here looks at the figures)."""
+    monkeypatch.setattr(api_overhead, "QUICK", api_overhead.Size(requests=40, runs=1,
+                                                                 profiled=20))
+    section = api_overhead.run(quick=True)
+    assert [r.number for r in section.rows] == ["6a", "6b", "6c"]
+    for row in section.rows:
+        assert row.ratio is not None and row.ratio > 0
+    assert section.rows[0].goal == api_overhead.GOAL
+    assert any("scrypt calls during 20 profiled requests" in note for note in section.notes)
+    assert any("write transaction(s)" in note for note in section.notes)
+    profile = "\n".join(section.details)
+    assert "Row 6 profile" in profile and "our adapter (api/)" in profile
+    assert "SQLAlchemy Core" in profile and "fastapi" in profile
+
+
+def test_row_6_says_so_when_the_api_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(api_overhead, "api_available", lambda: "the API is not available (test)")
+    section = api_overhead.run(quick=True)
+    assert section.rows[0].figure.startswith("not measured") and section.rows[0].ratio is None
 
 
 def test_a_row_without_a_goal_is_reported_without_a_verdict() -> None:
