@@ -37,7 +37,7 @@ from typing import TypeVar
 from sqlalchemy import bindparam, delete
 from sqlmodel import Session, col, select
 
-from core import chat_record, codes, ledger, outbox, reads, redemption, rules
+from core import chat_record, codes, i18n, ledger, outbox, reads, redemption, rules
 from core.chat_io import (
     Button,
     Command,
@@ -54,6 +54,7 @@ from core.chat_io import (
     amount_button,
     code_buttons,
     confirm_buttons,
+    language_buttons,
     reply,
 )
 from core.chat_staff import (
@@ -93,6 +94,13 @@ class Chat:
     state: ChatState
     member: Member | None  # None: not verified
     replaced: bool  # unlinked because another chat user verified the member
+
+    @property
+    def language(self) -> str:
+        """The language the chat speaks: the one kept with it, else the one the messaging
+        app names (when shipped), else DEFAULT_LANGUAGE."""
+        return self.state.language or i18n.choose(self.sender.language,
+                                                  self.work.settings.default_language)
 
     @property
     def step(self) -> Step:
@@ -141,7 +149,8 @@ def kind(given: Input, step: Step, otp_length: int) -> str:
         return f"/{given.name}"
     if isinstance(given, Press):
         shape = _button(given.data)
-        return {"p": "amount", "c": "confirm", "r": "resend", "x": "cancel"}.get(
+        return {"p": "amount", "c": "confirm", "r": "resend", "x": "cancel",
+                "l": "language"}.get(
             shape[0] if shape else "", "junk")
     if step is Step.CODE and codes.read(given.text.strip(), otp_length) is not None:
         return "code"
@@ -155,6 +164,8 @@ def _button(data: str) -> tuple[str, str] | None:
     head, _, value = (data or "").partition(":")
     if head == "p" and value.isascii() and value.isdigit() and len(value) <= 12 \
             and not value.startswith("0"):
+        return head, value
+    if head == "l" and value in i18n.shipped():
         return head, value
     if head in ("c", "r", "x") and len(value) == 8 and set(value) <= set(_TOKEN_CHARS):
         return head, value
@@ -217,9 +228,12 @@ class Chats:
         row = TRANSITIONS.get((chat.step, what)) or TRANSITIONS.get((ANY, what)) \
             or TRANSITIONS[(ANY, "text")]
         if row.members_only and chat.member is None:
-            return Outcome((ask_to_verify(chat, "not_linked"),))
+            return Outcome((ask_to_verify(chat, "not_linked"),), language=chat.language)
         before = _pending(chat.state)
-        outcome = replace(row.run(self, chat, given), transition=row.name)
+        if lock and chat.state.language is None:  # first contact: the app's language, kept
+            chat.state.language = chat.language
+        outcome = replace(row.run(self, chat, given), transition=row.name,
+                          language=chat.language)
         if lock and _pending(chat.state) != before:  # a step that changed nothing writes none
             chat.state.updated_at = work.now
             work.session.add(chat.state)
@@ -257,9 +271,10 @@ class Chats:
         if sent.refusal is not None:
             again = "retry" if sent.refusal.reason is Reason.DELIVERY else None
             return Outcome((reply("refusal", refusal=sent.refusal,
-                                  buttons=code_buttons(token, resend=again)),))
+                                  buttons=code_buttons(token, resend=again)),),
+                           language=sent.language)
         return Outcome((reply("code_sent", issued=sent.issued,
-                              buttons=code_buttons(token)),))
+                              buttons=code_buttons(token)),), language=sent.language)
 
     def overdue_deliveries(self) -> list[tuple[int, str | None]]:
         """Deliveries a worker took and did not finish (it died): (id, chat to answer)."""
@@ -351,7 +366,7 @@ def _load(work: Work, sender: Sender, *, lock: bool) -> Chat:
 def _pending(state: ChatState) -> tuple[object, ...]:
     """What a chat's state holds: its step and pending redemption."""
     return (state.step, state.points, state.external_reference, state.transaction_number,
-            state.token)
+            state.token, state.language)
 
 
 def _reset(work: Work, user: str) -> None:
@@ -447,6 +462,24 @@ def show_help(chats: Chats, chat: Chat, given: Input) -> Outcome:
 
 def not_understood(chats: Chats, chat: Chat, given: Input) -> Outcome:
     return Outcome((reply("not_understood", staff=_staff(chat)),))
+
+
+def ask_language(chats: Chats, chat: Chat, given: Input) -> Outcome:
+    """/language: a button for every shipped language; `/language hi` picks at once."""
+    if isinstance(given, Command) and given.args:
+        return set_language(chats, chat, Press(f"l:{given.args[0].casefold()}"))
+    return Outcome((reply("language_ask", buttons=language_buttons(i18n.shipped())),))
+
+
+def set_language(chats: Chats, chat: Chat, given: Input) -> Outcome:
+    """A language picked: kept with the chat, and said in it."""
+    assert isinstance(given, Press)
+    picked = _button(given.data)
+    if picked is None or picked[0] != "l":
+        return Outcome((reply("language_ask", buttons=language_buttons(i18n.shipped())),))
+    chat.state.language = picked[1]
+    keyboard = Keyboard.MENU if chat.member is not None else None
+    return Outcome((reply("language_set", keyboard=keyboard),), settled=True)
 
 
 def _staff(chat: Chat) -> bool:
@@ -632,6 +665,8 @@ TRANSITIONS: dict[tuple[Step | None, str], Row] = {
     (ANY, "/balance"): Row(show_balance, reads_only=True),
     (ANY, "/history"): Row(show_history, reads_only=True),
     (ANY, "/help"): Row(show_help, reads_only=True, members_only=False),
+    (ANY, "/language"): Row(ask_language, members_only=False),
+    (ANY, "language"): Row(set_language, members_only=False),
     (ANY, "/redeem"): Row(ask_amount),
     (ANY, "/cancel"): Row(cancel),
     (ANY, "cancel"): Row(cancel),

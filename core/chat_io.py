@@ -13,6 +13,7 @@ any text there, so `core.chat` accepts only the shapes it makes:
 - ``c:<token>``    confirm the pending redemption whose token this is
 - ``r:<token>``    send that redemption's validation code again (or a new one)
 - ``x:<token>``    cancel that pending redemption
+- ``l:<language>`` speak this language from now on (a shipped catalogue: "en", "hi")
 
 The token is the last part of the redemption's transaction number, so a button left from
 an earlier redemption never acts on a later one.
@@ -70,13 +71,16 @@ Input = Start | Contact | Text | Command | Press
 class Sender:
     """Who sent an update: the chat user (for Telegram, the user id as text), the chat to
     answer in (where codes sent in the chat and late answers go), how the staff audit names
-    them (`name`, e.g. "telegram:1001"; by default the chat user), and whether the adapter
-    knows them as staff (Telegram: STAFF_TELEGRAM_IDS)."""
+    them (`name`, e.g. "telegram:1001"; by default the chat user), whether the adapter
+    knows them as staff (Telegram: STAFF_TELEGRAM_IDS), and the language their app says
+    they use (Telegram's `language_code`, an IETF tag such as "hi" or "en-US"; empty when
+    it says none): the chat's language until one is kept with the chat."""
 
     user: str
     chat: str | None = None
     name: str = ""
     staff: bool = False
+    language: str = ""
 
     @property
     def who(self) -> str:
@@ -130,13 +134,15 @@ class Outcome:
     """What an update comes to: replies to show, effects to run after commit. `duplicate`:
     the update was handled before (nothing to show). `settled`: the pressed button's
     message should lose its buttons (they acted, or can no longer act). `transition`: the
-    name of the transition that decided it (for metrics and logs)."""
+    name of the transition that decided it (for metrics and logs). `language`: the
+    language the replies are to be written in (the chat's; empty: DEFAULT_LANGUAGE)."""
 
     replies: tuple[Reply, ...] = ()
     effects: tuple[Effect, ...] = ()
     duplicate: bool = False
     settled: bool = False
     transition: str = ""
+    language: str = ""
 
 
 def reply(key: str, *, buttons: tuple[tuple[Button, ...], ...] = (),
@@ -146,6 +152,12 @@ def reply(key: str, *, buttons: tuple[tuple[Button, ...], ...] = (),
 
 def amount_button(points: int) -> Button:
     return Button("amount", f"p:{points}", {"points": points})
+
+
+def language_buttons(languages: tuple[str, ...]) -> tuple[tuple[Button, ...], ...]:
+    """One button per shipped language, each labelled in its own language."""
+    return (tuple(Button("language", f"l:{language}", {"language": language})
+                  for language in languages),)
 
 
 def confirm_buttons(token: str) -> tuple[tuple[Button, ...], ...]:
@@ -162,4 +174,4 @@ def code_buttons(token: str, *, resend: str | None = "resend"
 
 __all__ = ["Button", "Command", "Contact", "DeliverCode", "Effect", "Input", "Keyboard",
            "Outcome", "Press", "Reply", "Sender", "Start", "Text", "amount_button",
-           "code_buttons", "confirm_buttons", "reply"]
+           "code_buttons", "confirm_buttons", "language_buttons", "reply"]

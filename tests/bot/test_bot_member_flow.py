@@ -36,9 +36,9 @@ async def test_the_whole_happy_path(world: World) -> None:
     assert replies[-1].keyboard_texts == ["Balance", "Redeem", "History", "Help"]
 
     replies = await chat.say("/balance")
-    assert text_of(replies) == ("Current points: 2,000 (worth 2000.00)\n"
+    assert text_of(replies) == ("Current points: 2,000 (worth ₹2,000.00)\n"
                                 "Lifetime points: 2,000\n"
-                                "Lifetime purchases: 12,000.00\n"
+                                "Lifetime purchases: ₹12,000.00\n"
                                 "You can redeem 100 to 5,000 points at a time, in multiples "
                                 "of 50.")
 
@@ -48,7 +48,7 @@ async def test_the_whole_happy_path(world: World) -> None:
     assert replies[-1].button_texts == ["100", "750", "1,350", "2,000"]
 
     replies = await chat.say("500")
-    assert replies[-1].text == "Redeem 500 points worth 500.00?"
+    assert replies[-1].text == "Redeem 500 points worth ₹500.00?"
     assert replies[-1].button_texts == ["Confirm", "Cancel"]
 
     replies = await chat.press("Confirm")
@@ -62,7 +62,7 @@ async def test_the_whole_happy_path(world: World) -> None:
     replies = await chat.say(chat.chat_code())
     text = text_of(replies)
     assert text.startswith("800 Points redeemed successfully\nRedemption id: R")
-    assert "Points redeemed: 500 (worth 500.00)\nNew balance: 1,500 points" in text
+    assert "Points redeemed: 500 (worth ₹500.00)\nNew balance: 1,500 points" in text
     assert "Transaction number: TG-20260301-" in text
     assert world.member(ASHA["mobile"]).current_points == 1500
 
@@ -75,7 +75,7 @@ async def test_redeem_with_an_amount_goes_straight_to_the_summary(world: World) 
     chat = await world.chat()
     await chat.link()
     replies = await chat.say("/redeem 1,000")
-    assert replies[-1].text == "Redeem 1,000 points worth 1000.00?"
+    assert replies[-1].text == "Redeem 1,000 points worth ₹1,000.00?"
 
 
 async def test_a_suggested_amount_button_gives_the_summary(world: World) -> None:
@@ -83,7 +83,7 @@ async def test_a_suggested_amount_button_gives_the_summary(world: World) -> None
     await chat.link()
     await chat.say("/redeem")
     replies = await chat.press("750")
-    assert replies[-1].text == "Redeem 750 points worth 750.00?"
+    assert replies[-1].text == "Redeem 750 points worth ₹750.00?"
 
 
 @pytest.mark.parametrize(("overrides", "amount", "code"), [
@@ -112,7 +112,7 @@ async def test_each_rule_failure_shows_its_code(world: World, overrides: dict[st
     assert "Type another amount, or /cancel." in replies[-1].text
     # The member may try another amount straight away.
     replies = await chat.say("500")
-    assert replies[-1].text == "Redeem 500 points worth 500.00?"
+    assert replies[-1].text == "Redeem 500 points worth ₹500.00?"
 
 
 async def test_a_fraud_member_is_refused_with_809(world: World) -> None:

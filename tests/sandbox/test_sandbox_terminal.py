@@ -38,14 +38,14 @@ def test_a_staff_user_redeems_with_the_code_from_the_chat_then_breaks_a_rule(
 
     child.sendline(letter_of(screen, "Balance"))  # the keyboard's Balance button
     screen = until_prompt(child)
-    assert "Current points: 3,000 (worth 3000.00)" in screen
+    assert "Current points: 3,000 (worth ₹3,000.00)" in screen
 
     child.sendline(letter_of(screen, "Redeem"))
     screen = until_prompt(child)
     assert "How many do you want to redeem?" in screen
     child.sendline("500")
     screen = until_prompt(child)
-    assert "Redeem 500 points worth 500.00?" in screen
+    assert "Redeem 500 points worth ₹500.00?" in screen
 
     child.sendline(letter_of(screen, "Confirm"))
     screen = until_prompt(child)
@@ -57,7 +57,7 @@ def test_a_staff_user_redeems_with_the_code_from_the_chat_then_breaks_a_rule(
     child.sendline(code.group(1))
     screen = until_prompt(child)
     assert "800 Points redeemed successfully" in screen
-    assert "Points redeemed: 500 (worth 500.00)" in screen
+    assert "Points redeemed: 500 (worth ₹500.00)" in screen
     assert "New balance: 2,500 points" in screen
 
     child.sendline("/balance")
