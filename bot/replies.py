@@ -198,10 +198,13 @@ def summary(r: Redeemable, t: Texts = ENGLISH) -> str:
 
 
 def code_sent(issued: CodeIssued, t: Texts = ENGLISH) -> str:
+    known = ("chat", "log", "sms", "email")
+    channels = t("word.and").join(t(f"channel.{c}") if c in known else c
+                                  for c in issued.channels)
     where = t("word.and").join(t(f"channel.{d}") if d in ("chat", "log") else d
                                for d in issued.destinations)
     key = "code_sent.again" if issued.resent else "code_sent"
-    return (t(key, where=where, until=t.time(issued.expires_at)) + "\n"
+    return (t(key, channels=channels, where=where, until=t.time(issued.expires_at)) + "\n"
             + t("code_sent.enter", points=t.number(issued.points)))
 
 

@@ -196,7 +196,7 @@ async def _act_as(update: Update, context: Context, staff: str) -> None:
         member = await core(rt.service.member, identifier)
         await core(rt.chats.link, user_key(update), member.id)
     except PointsError as error:
-        await say(update, context, replies.refusal(error))
+        await say(update, context, replies.seed_refusal(error))
         return
     await core(rt.service.record_staff_action, staff, "sandbox-as",
                member.mobile or identifier, True, f"playing member {member.id}")
@@ -239,7 +239,7 @@ async def _reset(update: Update, context: Context, staff: str) -> None:
         members = await core(demo.reset, rt.service)
     except PointsError as error:  # 899: not a sandbox database; nothing was deleted
         log.error("/reset refused: %s", error)
-        await say(update, context, replies.refusal(error))
+        await say(update, context, replies.seed_refusal(error))
         return
     await core(rt.service.record_staff_action, staff, "sandbox-reset", "", True,
                f"{len(members)} demo members seeded")

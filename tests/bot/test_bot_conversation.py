@@ -25,8 +25,8 @@ from core.chat import Chats
 from core.chat_io import Press, Sender
 from core.outbox import LEASE
 from core.service import PointsService
-from core.status import PointsError, Reason, message
-from tests.bot.bot_harness import ASHA, RAVI, Chat, World, member_csv, text_of
+from core.status import PointsError, Reason
+from tests.bot.bot_harness import ASHA, RAVI, Chat, World, member_csv, shown, text_of
 
 CANCEL_ONLY = ["Cancel"]
 CODE_BUTTONS = ["Resend code", "Cancel"]
@@ -136,14 +136,14 @@ async def test_a_member_who_cannot_redeem_is_told_why_at_balance_and_redeem(
     chat = await _blocked_chat(world, case)
     replies = await chat.say("/balance")
     text = replies[-1].text
-    assert f"You cannot redeem points now.\n{code} {message(code)}" in text, text
+    assert f"You cannot redeem points now.\n{shown(code)}" in text, text
     assert "You can redeem" not in text
     assert replies[-1].buttons == []
 
     for asking in ("/redeem", "Redeem"):  # the command and the menu word
         replies = await chat.say(asking)
         text = replies[-1].text
-        assert text.startswith(f"You cannot redeem points now.\n{code} {message(code)}"), text
+        assert text.startswith(f"You cannot redeem points now.\n{shown(code)}"), text
         assert "How many" not in text_of(replies)
         assert all(m.buttons == [] for m in replies)  # no amount buttons
     # Still at the menu: a number is refused with the same reason, and nothing changes.

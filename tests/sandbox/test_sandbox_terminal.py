@@ -65,11 +65,11 @@ def test_a_staff_user_redeems_with_the_code_from_the_chat_then_breaks_a_rule(
 
     child.sendline("/redeem 6000")
     screen = until_prompt(child)
-    assert "819 Points you are trying to redeem are more than the maximum" in screen
+    assert "819 That is more than you can redeem in one transaction" in screen
     child.sendline("4000")  # still at the amount step: another amount
     screen = until_prompt(child)
-    assert "803 Unable to redeem. The points you are trying to redeem is more than the " \
-           "available points" in screen
+    assert "803 You do not have enough points for that amount." \
+           "\n(you have 2,500 points)" in screen
 
     child.sendline("/quit")
     child.expect(pexpect.EOF)
@@ -92,10 +92,10 @@ def test_other_members_the_contact_button_as_reset_and_ctrl_c(tmp_path: Path) ->
     child.sendline("/as +919800000008")  # Vikram, marked as fraud
     assert "You are now Vikram Das" in until_prompt(child)
     child.sendline("/redeem 500")
-    assert "809 Unable to process. Customer is marked as fraud" in until_prompt(child)
+    assert "809 Your account needs a check before points can be redeemed." in until_prompt(child)
 
     child.sendline("/contact +919811111111")  # a number not in the program
-    assert "816 Unable to find customer" in until_prompt(child)
+    assert "816 We could not find a member" in until_prompt(child)
 
     child.sendline("/as 1")
     until_prompt(child)
@@ -103,7 +103,7 @@ def test_other_members_the_contact_button_as_reset_and_ctrl_c(tmp_path: Path) ->
     child.sendline(letter_of(until_prompt(child), "Confirm"))
     child.sendline("000000")  # wrong (or, once in a million, right: then 800)
     screen = until_prompt(child) + until_prompt(child)
-    assert re.search(r"808 Unable to redeem. Validation code is invalid|800 Points", screen)
+    assert re.search(r"808 The validation code is not valid|800 Points", screen)
     child.sendline("/reset")
     screen = until_prompt(child)
     assert "The sandbox was reset" in screen and "You are Asha Rao again." in screen
