@@ -299,6 +299,20 @@ class Chats:
             _reset(Work(session, self.settings, self.service.clock()), channel_user)
         self.db.run(unit)
 
+    def speak(self, channel_user: str, language: str) -> None:
+        """Keep `language` (shipped) with the chat, as /language does (the sandbox's `/as`
+        makes the chat speak the demo member's)."""
+        if language not in i18n.shipped():
+            raise ValueError(f"{language!r} is not a shipped language")
+
+        def unit(session: Session) -> None:
+            now = self.service.clock()
+            state = session.get(ChatState, channel_user) or ChatState(
+                channel_user=channel_user, step=Step.MENU, updated_at=now)
+            state.language, state.updated_at = language, now
+            session.add(state)
+        self.db.run(unit)
+
     def unlink(self, channel_user: str) -> None:
         def unit(session: Session) -> None:
             session.exec(delete(ChatLink).where(col(ChatLink.channel_user) == channel_user))

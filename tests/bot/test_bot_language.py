@@ -97,7 +97,7 @@ async def test_a_hindi_speaking_member_verifies_checks_and_redeems_in_hindi(
 
     replies = await chat.press("पुष्टि करें")
     sms = replies[0].text
-    assert sms.startswith("🧪 SANDBOX CODE") and "आपका Loyalty सत्यापन कोड" in sms, sms
+    assert sms.startswith("🧪 SANDBOX CODE") and "Loyalty: आपका सत्यापन कोड" in sms, sms
     assert "10 मिनट तक मान्य है" in sms
     assert replies[-1].text.startswith("सत्यापन कोड चैट से चैट पर भेजा गया।")
     assert "1 मार्च 2026 2:40 pm IST" in replies[-1].text.replace("\u202f", " ")

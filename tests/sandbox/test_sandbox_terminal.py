@@ -68,8 +68,8 @@ def test_a_staff_user_redeems_with_the_code_from_the_chat_then_breaks_a_rule(
     assert "819 That is more than you can redeem in one transaction" in screen
     child.sendline("4000")  # still at the amount step: another amount
     screen = until_prompt(child)
-    assert "803 You do not have enough points for that amount." \
-           "\n(you have 2,500 points)" in screen
+    assert "803 You do not have enough points for that amount." in screen
+    assert "(you have 2,500 points)" in screen
 
     child.sendline("/quit")
     child.expect(pexpect.EOF)
@@ -87,7 +87,7 @@ def test_other_members_the_contact_button_as_reset_and_ctrl_c(tmp_path: Path) ->
     child.sendline("/contact")  # his own contact, as the request_contact button shares it
     screen = until_prompt(child)
     assert "shared my contact +919800000006" in screen
-    assert "686 User is from campaign" in screen
+    assert "686 You joined through a campaign" in screen
 
     child.sendline("/as +919800000008")  # Vikram, marked as fraud
     assert "You are now Vikram Das" in until_prompt(child)
@@ -135,7 +135,7 @@ def test_a_first_visit_shares_the_contact_with_one_keystroke(tmp_path: Path) -> 
     assert "shared my contact +919800000002 (Ravi Kumar)" in screen
     assert "Welcome, Ravi Kumar! You have 1,500 points." in screen
     child.sendline("/redeem 500")
-    assert "806 Insufficient lifetime purchases amount." in until_prompt(child)
+    assert "806 Your lifetime purchases are not yet enough" in until_prompt(child)
     child.sendeof()
     child.expect(pexpect.EOF)
     child.close()
@@ -161,7 +161,7 @@ def test_piped_input_works_without_a_terminal_and_without_colours(tmp_path: Path
     assert done.returncode == 0, done.stderr
     assert "\x1b[" not in done.stdout
     assert "You are now Priya Shah" in done.stdout
-    assert "804 Insufficient current points." in done.stdout
+    assert "804 You do not have enough current points" in done.stdout
     assert "Bye!" in done.stdout
     assert done.stderr == ""
 

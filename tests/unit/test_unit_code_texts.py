@@ -76,17 +76,17 @@ def test_a_template_is_sent_as_written_in_every_language() -> None:
 def test_without_a_template_the_catalogue_text_in_the_members_language() -> None:
     texts = CodeTexts.of(load_settings(brand_name="Acme"))
     english = texts.sms(code_message(language="en", points=500, value=Decimal("500")))
-    assert english == ("Your Acme validation code is 482913. It confirms redeeming 500 "
+    assert english == ("Acme: Your validation code is 482913. It confirms redeeming 500 "
                        "points (worth ₹500.00) and is valid for 10 minutes. Do not share it "
                        "with anyone.")
     hindi = texts.sms(code_message(language="hi", points=500, value=Decimal("500")))
-    assert hindi.startswith("आपका Acme सत्यापन कोड 482913 है।") and "10 मिनट" in hindi
+    assert hindi.startswith("Acme: आपका सत्यापन कोड 482913 है।") and "10 मिनट" in hindi
     subject, body = texts.email(code_message(language="hi", name=""))
     assert subject == "आपका Acme सत्यापन कोड"
     assert body.startswith("नमस्ते सदस्य,\n\n") and "482913" in body
     # No language given: DEFAULT_LANGUAGE's.
     default = CodeTexts.of(load_settings(default_language="hi")).sms(code_message())
-    assert default.startswith("आपका Loyalty सत्यापन कोड 482913 है।")
+    assert default.startswith("Loyalty: आपका सत्यापन कोड 482913 है।")
 
 
 def test_brand_name_and_member_care_contact_are_one_line() -> None:
