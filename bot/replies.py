@@ -50,6 +50,10 @@ ASK_CONTACT = ENGLISH("ask_contact")
 PRIVATE_ONLY = ENGLISH("private_only")
 NOTHING_TO_CANCEL = ENGLISH("nothing_to_cancel")
 STAFF_ONLY = ENGLISH("staff_only")
+CONFIRM_OR_CANCEL = ENGLISH("confirm_or_cancel")
+NOT_YOUR_CONTACT = ENGLISH("not_your_contact")
+NOT_LINKED = ENGLISH("not_linked") + "\n\n" + ASK_CONTACT
+VERIFIED_ELSEWHERE = ENGLISH("verified_elsewhere")
 
 
 # ---------------------------------------------------------------- keyboards
