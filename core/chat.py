@@ -230,11 +230,11 @@ class Chats:
         if row.members_only and chat.member is None:
             return Outcome((ask_to_verify(chat, "not_linked"),), language=chat.language)
         before = _pending(chat.state)
-        if lock and chat.state.language is None:  # first contact: the app's language, kept
-            chat.state.language = chat.language
         outcome = replace(row.run(self, chat, given), transition=row.name,
                           language=chat.language)
         if lock and _pending(chat.state) != before:  # a step that changed nothing writes none
+            # A chat's state written for the first time keeps the language it speaks.
+            chat.state.language = chat.language
             chat.state.updated_at = work.now
             work.session.add(chat.state)
         return outcome
@@ -432,6 +432,7 @@ def verify(chats: Chats, chat: Chat, given: Input) -> Outcome:
     except PointsError as refusal:
         return Outcome((reply("contact_refused", refusal=refusal, keyboard=Keyboard.REMOVE),))
     chat.member, chat.replaced = member, False
+    chat.state.language = chat.language  # verified: the language it speaks is kept
     chat.to(Step.MENU)
     return Outcome((reply("welcome", member=reads.view(member), staff=_staff(chat),
                           keyboard=Keyboard.MENU),))

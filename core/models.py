@@ -197,7 +197,8 @@ class ChatState(SQLModel, table=True):
     transaction_number: str | None = Field(default=None, max_length=64)
     token: str | None = Field(default=None, max_length=8)
     # The language the chat speaks (a shipped catalogue, "en", "hi"): from the messaging
-    # app's language at first contact, or the member's choice (/language). None: not yet.
+    # app's language, kept when the member verifies (or the chat's state is first written),
+    # or the member's choice (/language). None: not yet.
     language: str | None = Field(default=None, max_length=16)
     updated_at: datetime
 

@@ -77,7 +77,7 @@ async def test_a_hindi_speaking_member_verifies_checks_and_redeems_in_hindi(
     replies = await chat.share_contact(telegram_phone(ASHA))
     assert replies[-1].text.startswith("स्वागत है, Asha! आपके पास 2,000 पॉइंट हैं।")
     assert replies[-1].keyboard_texts == ["बैलेंस", "रिडीम करें", "इतिहास", "मदद"]
-    assert kept_language(world, chat.user.id) == "hi"  # kept from the first contact
+    assert kept_language(world, chat.user.id) == "hi"  # kept when the member verified
 
     replies = await chat.say("बैलेंस")  # the Hindi menu word is /balance
     assert text_of(replies) == ("मौजूदा पॉइंट: 2,000 (मूल्य ₹2,000.00)\n"

@@ -1,7 +1,7 @@
 """The chat's language kept with the chat (migration 0006): a database made before it is
 migrated on start, its chats keep their steps and have no language yet (they speak their
 app's until they next change state), and the model and the migration agree on the column.
-And in core's chat use case: the language is kept at first contact, the member's choice
+And in core's chat use case: the language is kept when the member verifies, the member's choice
 holds over their app's, and the chat's outcomes say which language to write them in."""
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def test_the_chat_keeps_its_language_and_says_which_to_write_in(env: Env) -> Non
     with service.db.engine.connect() as connection:
         kept = connection.execute(text(
             "SELECT language FROM chat_state WHERE channel_user = '7001'")).scalar()
-    assert kept == "hi"  # kept at first contact
+    assert kept == "hi"  # kept when the member verified
     # The member picks English; the app still says Hindi: the choice holds.
     picked = chats.handle(hindi, "u3", Press("l:en"))
     assert picked.language == "en" and picked.replies[0].key == "language_set"

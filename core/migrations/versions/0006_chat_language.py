@@ -1,7 +1,7 @@
 """chat language: the language a chat speaks, kept with the chat
 
 `chat_state.language` holds a shipped catalogue's language ("en", "hi"): the one the
-messaging app named at first contact, or the member's choice (/language). Existing chats
+messaging app named at first contact (kept when the member verifies), or the member's choice (/language). Existing chats
 have none: they speak their app's language (or DEFAULT_LANGUAGE) until they next change
 state, which keeps it.
 
