@@ -8,10 +8,11 @@ every other catalogue has the same keys and, in each text, the same `{placeholde
 (tests/unit/test_unit_i18n.py checks both). Adding a language is adding one catalogue:
 the shipped languages are the catalogues there are.
 
-A catalogue compiled at install is used as it is; a catalogue whose `.po` is newer than
-its `.mo` (edited in a checkout since the last install), or that was never compiled, is
-read from the `.po` with Babel when first used, so what a member reads is always the
-`.po`'s text.
+The `.mo` compiled at install is what is read; a catalogue that was never compiled (a
+checkout run without installing) is compiled from its `.po` in memory when first used. A
+`.po` edited since the last install needs `pip install -e .` (or `pybabel compile -d
+core/locales -D messages`) again: tests/unit/test_unit_i18n.py fails until the `.mo`
+says what the `.po` says.
 
 Formatting follows the member's language in the organisation's country
 (`DEFAULT_PHONE_REGION`): `hi` in India is `hi_IN`, whose numbers are grouped the Indian
@@ -69,7 +70,7 @@ def translations(language: str) -> gettext.GNUTranslations:
     """The compiled catalogue of `language` (shipped), the reference catalogue behind it."""
     po = catalogue_path(language)
     mo = po.with_suffix(".mo")
-    if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
+    if mo.exists():
         with mo.open("rb") as compiled:
             found = gettext.GNUTranslations(compiled)
     else:
