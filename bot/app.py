@@ -38,6 +38,7 @@ from bot.burstlog import BurstLog
 from bot.runtime import Context, Runtime, Threads, in_thread, say, use_threads
 from bot.senders import make_senders
 from bot.settings import BotSettings
+from core import i18n
 from core.chat import Chats
 from core.service import PointsService
 from core.status import PointsError
@@ -47,13 +48,16 @@ log = logging.getLogger(__name__)
 ALLOWED_UPDATES = ["message", "callback_query"]
 # A token for an application that never reaches Telegram (its `request` is a stand-in).
 STAND_IN_TOKEN = "0:stand-in"  # noqa: S105  (not a secret: it opens nothing)
-MEMBER_COMMANDS = [
-    BotCommand("balance", "Your points and what you can redeem"),
-    BotCommand("redeem", "Redeem points"),
-    BotCommand("history", "Your last redemptions"),
-    BotCommand("cancel", "Stop what you are doing"),
-    BotCommand("help", "What I can do"),
-]
+COMMANDS = ("balance", "redeem", "history", "language", "cancel", "help")
+
+
+def member_commands(language: str = i18n.REFERENCE) -> list[BotCommand]:
+    """The command menu Telegram shows members, described in `language`."""
+    texts = replies.ENGLISH.in_language(language)
+    return [BotCommand(name, texts(f"command.{name}")) for name in COMMANDS]
+
+
+MEMBER_COMMANDS = member_commands()
 
 
 class PerChatUpdateProcessor(BaseUpdateProcessor):
@@ -175,11 +179,16 @@ async def on_error(update: object, context: Context) -> None:
     """Whatever went wrong: the member gets the status code and message of a refusal, or
     a short help; the traceback goes to the log only. Stops the update there."""
     error = context.error
+    rt = context.bot_data.get("runtime")
+    user = update.effective_user if isinstance(update, Update) else None
+    texts = (rt.texts(i18n.choose(user.language_code if user else None,
+                                  rt.settings.default_language))
+             if rt is not None else replies.ENGLISH)
     if isinstance(error, PointsError):
-        text = replies.refusal(error)
+        text = replies.refusal(error, texts)
         log.warning("refusal not handled by a handler: %s", error)
     else:
-        text = replies.SOMETHING_WRONG
+        text = f"{texts('something_wrong')}\n\n{texts('help')}"
         log.error("error while handling an update", exc_info=error)
     if isinstance(update, Update) and update.effective_chat is not None:
         try:
@@ -195,6 +204,10 @@ async def _post_init(application: Application[Any, Any, Any, Any, Any, Any]) -> 
     await asyncio.to_thread(announce_database, application.bot_data["runtime"])
     try:
         await application.bot.set_my_commands(MEMBER_COMMANDS)
+        for language in i18n.shipped():  # members whose app speaks it see it in theirs
+            if language != i18n.REFERENCE:
+                await application.bot.set_my_commands(member_commands(language),
+                                                      language_code=language)
     except TelegramError as error:
         log.warning("could not set the command menu: %s", type(error).__name__)
     application.bot_data["sweeper"] = asyncio.create_task(_forget_old_updates(application))

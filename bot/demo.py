@@ -86,6 +86,7 @@ class DemoMember:
     goodwill: int = 0
     redeemed: int = 0  # redeemed once before the sandbox opens...
     reversed_: int = 0  # ...and this much of it reversed by staff
+    language: str = "en"  # the language their chat speaks (`/as` switches the chat to it)
 
     @property
     def codes(self) -> tuple[int, ...]:
@@ -140,6 +141,12 @@ DEMO_MEMBERS: tuple[DemoMember, ...] = (
         "marked as fraud",
         (Claim(809, "redeem", 500),),
         fraud_status="MARKED", points=5000, lifetime_points=5000, purchases="30000.00"),
+    DemoMember(
+        "Sunita Verma", "+919800000009", "sunita@example.com",
+        "speaks Hindi: every reply, button and code message in Hindi, with Indian digit "
+        "grouping and ₹",
+        (Claim(800, "redeem", 500), Claim(807, "redeem", 1230)),
+        points=150000, lifetime_points=150000, purchases="250000.00", language="hi"),
 )
 
 # Codes any linked member can reach, shown once (checked with the first demo member).
@@ -247,6 +254,7 @@ def listing(balances: dict[str, int] | None = None) -> str:
                      + ", ".join(str(c) for c in m.claims))
     lines.append("Anyone: " + ", ".join(f"{what} → {code}" for what, code in ANYONE))
     lines.append(RULES_TEXT)
+    lines.append("Members speak English unless their line says otherwise; /language switches.")
     return "\n".join(lines)
 
 

@@ -33,6 +33,7 @@ from bot.runtime import (
     say_to,
 )
 from bot.senders import chat_delivery
+from core import i18n
 from core.chat_io import Command, Contact, DeliverCode, Input, Outcome, Press, Sender, Start, Text
 
 log = logging.getLogger(__name__)
@@ -70,17 +71,19 @@ async def on_update(update: Update, context: Context) -> None:
         raise ApplicationHandlerStop
     if update.callback_query is not None:
         await answer_button(update)
+    rt = runtime(context)
     if chat.type != "private":
         message = update.effective_message
         if message is not None and (message.text or "").startswith("/"):
-            await say(update, context, replies.PRIVATE_ONLY)
+            language = i18n.choose(user.language_code, rt.settings.default_language)
+            await say(update, context, rt.texts(language)("private_only"))
         return
     given = read_input(update, context.bot.username if context.bot else None)
     if given is None:
         return
-    rt = runtime(context)
     sender = Sender(str(user.id), str(chat.id), name=f"telegram:{user.id}",
-                    staff=rt.is_staff(user.id), display=user.full_name)
+                    staff=rt.is_staff(user.id), display=user.full_name,
+                    language=user.language_code or "")
     outcome = await core(rt.chats.handle, sender, f"{context.bot.id}:{update.update_id}",
                          given)
     await show(update, context, outcome)
@@ -90,9 +93,9 @@ async def show(update: Update, context: Context, outcome: Outcome) -> None:
     """The outcome's replies, then its effects (each of which answers in turn)."""
     if outcome.settled:
         await drop_buttons(update)
-    zone = runtime(context).service.settings.zone
+    texts = runtime(context).texts(outcome.language)
     for reply in outcome.replies:
-        text, markup = replies.render(reply, zone)
+        text, markup = replies.render(reply, texts)
         await say(update, context, text, markup)
     for effect in outcome.effects:
         if isinstance(effect, DeliverCode):
@@ -130,6 +133,6 @@ async def send_overdue(bot: Bot, rt: Runtime) -> int:
         if chat is None or not chat.lstrip("-").isdigit():
             continue
         for reply in outcome.replies:
-            text, markup = replies.render(reply, rt.service.settings.zone)
+            text, markup = replies.render(reply, rt.texts(outcome.language))
             await say_to(bot, rt, int(chat), text, markup)
     return sent

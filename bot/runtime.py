@@ -21,7 +21,9 @@ from telegram.ext import ContextTypes
 from bot import metrics
 from bot.logsafe import chat_tag
 from bot.settings import BotSettings
+from core import i18n
 from core.chat import Chats
+from core.i18n import Texts
 from core.service import PointsService
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,11 @@ class Runtime:
 
     def is_staff(self, user_id: int) -> bool:
         return user_id in self.settings.staff_ids
+
+    def texts(self, language: str = "") -> Texts:
+        """What replies are written with: `language` (empty: DEFAULT_LANGUAGE) in the
+        settings' formats."""
+        return i18n.for_settings(self.settings, language)
 
 
 def runtime(context: Context) -> Runtime:

@@ -196,15 +196,18 @@ async def _act_as(update: Update, context: Context, staff: str) -> None:
         member = await core(rt.service.member, identifier)
         await core(rt.chats.link, user_key(update), member.id)
     except PointsError as error:
-        await say(update, context, replies.refusal(error))
+        await say(update, context, replies.seed_refusal(error))
         return
     await core(rt.service.record_staff_action, staff, "sandbox-as",
                member.mobile or identifier, True, f"playing member {member.id}")
     shown = demo.by_mobile(member.mobile)
+    language = shown.language if shown else rt.settings.default_language
+    await core(rt.chats.speak, user_key(update), language)
     story = f" – {shown.story}" if shown else ""
     await say(update, context, f"You are now {member.name or 'member ' + str(member.id)} "
                                f"({member.mobile or identifier}){story}.\n\n"
-                               + replies.welcome(member), replies.menu())
+                               + replies.welcome(member, t=rt.texts(language)),
+              replies.menu(rt.texts(language)))
 
 
 async def forget(update: Update, context: Context) -> None:
@@ -239,7 +242,7 @@ async def _reset(update: Update, context: Context, staff: str) -> None:
         members = await core(demo.reset, rt.service)
     except PointsError as error:  # 899: not a sandbox database; nothing was deleted
         log.error("/reset refused: %s", error)
-        await say(update, context, replies.refusal(error))
+        await say(update, context, replies.seed_refusal(error))
         return
     await core(rt.service.record_staff_action, staff, "sandbox-reset", "", True,
                f"{len(members)} demo members seeded")
@@ -251,7 +254,11 @@ async def _reset(update: Update, context: Context, staff: str) -> None:
         await say(update, context, text + "\n\nPick a member with /as.", replies.no_keyboard())
         return
     await core(rt.chats.link, key, again.id)
-    await say(update, context, f"{text}\n\nYou are {again.name} again.", replies.menu())
+    shown = demo.by_mobile(again.mobile)
+    language = shown.language if shown else rt.settings.default_language
+    await core(rt.chats.speak, key, language)
+    await say(update, context, f"{text}\n\nYou are {again.name} again.",
+              replies.menu(rt.texts(language)))
 
 
 async def show_demo(update: Update, context: Context) -> None:

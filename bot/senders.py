@@ -11,6 +11,10 @@ contains the code, and returns where the code went (the engine masks it for disp
   send is a failed delivery. The bot and the loop come from `chat_delivery()`, which the
   handler enters around the delivery (a context variable: the delivery thread gets it).
 - `EmailSender` speaks SMTP (smtplib), with STARTTLS unless SMTP_STARTTLS is false.
+
+Every channel's text is `core.code_texts.CodeTexts`': the operators' template
+(SMS_TEMPLATE, EMAIL_SUBJECT, EMAIL_TEMPLATE, or their files) or the catalogue's text in
+the member's language.
 - `SmsSender` POSTs JSON `{"to", "text"}` to SMS_GATEWAY_URL (httpx), with a bearer token
   or basic authentication; any answer but 2xx is a failed delivery (SMS_PROVIDER generic;
   twilio and http are in `bot.sms`, and every provider retries a 5xx or a timeout).
@@ -38,6 +42,7 @@ from telegram.error import TelegramError
 from bot import metrics
 from bot.settings import BotSettings
 from bot.sms import TemplateSender, TwilioSender, send_with_retries
+from core.code_texts import CodeTexts
 from core.delivery import CodeMessage, CodeSender, DeliveryFailed
 
 log = logging.getLogger(__name__)
@@ -66,11 +71,13 @@ def chat_delivery(bot: Bot) -> Iterator[None]:
 
 class ChatSender:
     """Sends the code in the member's own chat (`CodeMessage.reply_to`), marked as a
-    sandbox code."""
+    sandbox code: the SMS text (SMS_TEMPLATE, or the catalogue's in the member's
+    language)."""
 
     channel = "chat"
 
-    def __init__(self, timeout: float = 60) -> None:
+    def __init__(self, texts: CodeTexts, timeout: float = 60) -> None:
+        self.texts = texts
         self.timeout = timeout
 
     def send(self, message: CodeMessage) -> str:
@@ -89,7 +96,7 @@ class ChatSender:
             chat_id = int(message.reply_to)
         except ValueError:
             raise DeliveryFailed("the chat id is not a number") from None
-        text = f"{SANDBOX_MARK}\n{message.text()}"
+        text = f"{SANDBOX_MARK}\n{self.texts.sms(message)}"
         future = asyncio.run_coroutine_threadsafe(
             line.bot.send_message(chat_id=chat_id, text=text), line.loop)
         try:
@@ -104,11 +111,13 @@ class ChatSender:
 
 
 class EmailSender:
-    """Sends the code by email through SMTP."""
+    """Sends the code by email through SMTP: EMAIL_SUBJECT and EMAIL_TEMPLATE, or the
+    catalogue's texts in the member's language."""
 
     channel = "email"
 
     def __init__(self, settings: BotSettings) -> None:
+        self.texts = CodeTexts.of(settings)
         self.host = settings.smtp_host
         self.port = settings.smtp_port
         self.user = settings.smtp_user
@@ -123,8 +132,9 @@ class EmailSender:
         mail = EmailMessage()
         mail["From"] = self.sender
         mail["To"] = message.email
-        mail["Subject"] = "Your validation code"
-        mail.set_content(f"Hello {message.name or 'member'},\n\n{message.text()}\n")
+        subject, body = self.texts.email(message)
+        mail["Subject"] = subject
+        mail.set_content(body)
         try:
             with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
                 if self.starttls:
@@ -145,6 +155,7 @@ class SmsSender:
     backoff = 0.25  # seconds before the first retry of a 5xx or a timeout; then doubled
 
     def __init__(self, settings: BotSettings) -> None:
+        self.texts = CodeTexts.of(settings)
         self.url = settings.sms_gateway_url
         self.headers: dict[str, str] = {}
         self.auth: tuple[str, str] | None = None
@@ -158,7 +169,7 @@ class SmsSender:
     def send(self, message: CodeMessage) -> str:
         if not message.mobile:
             raise DeliveryFailed("the member has no mobile number")
-        payload = {"to": message.mobile, "text": message.text()}
+        payload = {"to": message.mobile, "text": self.texts.sms(message)}
 
         def post(client: httpx.Client) -> httpx.Response:
             return client.post(self.url, json=payload, headers=self.headers,
@@ -188,6 +199,7 @@ def make_senders(settings: BotSettings) -> list[CodeSender]:
     sms: dict[str, Callable[[BotSettings], CodeSender]] = {
         "generic": SmsSender, "twilio": TwilioSender, "http": TemplateSender}
     makers: dict[str, Callable[[], CodeSender]] = {
-        "chat": ChatSender, "email": lambda: EmailSender(settings),
+        "chat": lambda: ChatSender(CodeTexts.of(settings)),
+        "email": lambda: EmailSender(settings),
         "sms": lambda: sms[settings.sms_provider](settings), "log": LogSender}
     return [metrics.counted(makers[name]()) for name in settings.channels]

@@ -29,6 +29,7 @@ import httpx
 
 from bot import metrics
 from bot.settings import BotSettings
+from core.code_texts import CodeTexts
 from core.delivery import CodeMessage, DeliveryFailed
 
 Send = Callable[[httpx.Client], httpx.Response]
@@ -73,11 +74,12 @@ class TwilioSender:
                        else {"MessagingServiceSid": settings.twilio_messaging_service_sid})
         self.timeout = settings.sms_timeout_seconds
         self.retries = settings.sms_retries
+        self.texts = CodeTexts.of(settings)
 
     def send(self, message: CodeMessage) -> str:
         if not message.mobile:
             raise DeliveryFailed("the member has no mobile number")
-        form = {"To": message.mobile, **self.origin, "Body": message.text()}
+        form = {"To": message.mobile, **self.origin, "Body": self.texts.sms(message)}
         answer = send_with_retries(
             "twilio", lambda client: client.post(self.url, data=form, auth=self.auth),
             timeout=self.timeout, retries=self.retries, backoff=self.backoff)
@@ -115,12 +117,13 @@ class TemplateSender:
             self.auth = (settings.sms_gateway_user, settings.sms_gateway_password)
         self.timeout = settings.sms_timeout_seconds
         self.retries = settings.sms_retries
+        self.texts = CodeTexts.of(settings)
 
     def request(self, message: CodeMessage) -> tuple[str, bytes | None, dict[str, str]]:
         """The URL, body and headers for `message`, each value escaped where it stands."""
         assert message.mobile
         values = {"{to}": message.mobile, "{to_digits}": message.mobile.lstrip("+"),
-                  "{text}": message.text()}
+                  "{text}": self.texts.sms(message)}
         url = _fill(self.url, {key: quote(value, safe="") for key, value in values.items()})
         headers = dict(self.headers)
         if not self.body:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import tzinfo
 from typing import Any
 
+from core.i18n import Texts
 from core.results import (
     CodeView,
     FraudChange,
@@ -197,20 +198,20 @@ def staff_log(lines: Sequence[StaffLine], filters: Mapping[str, str], zone: tzin
 
 
 Values = Mapping[str, Any]
-STAFF_WORDING: dict[str, Callable[[Values, tzinfo], str]] = {
-    "staff_refused": lambda v, z: staff_refused(v["refusal"], v["usage"], v.get("action", "")),
-    "member_profile": lambda v, z: member_profile(v.get("report"), z),
-    "goodwill_issued": lambda v, z: goodwill_issued(v["issued"], v.get("member"),
+STAFF_WORDING: dict[str, Callable[[Values, Texts], str]] = {
+    "staff_refused": lambda v, t: staff_refused(v["refusal"], v["usage"], v.get("action", "")),
+    "member_profile": lambda v, t: member_profile(v.get("report"), t.zone),
+    "goodwill_issued": lambda v, t: goodwill_issued(v["issued"], v.get("member"),
                                                     v.get("reference")),
-    "goodwill_confirm": lambda v, z: goodwill_confirm(v["member"], v["points"], v["reason"],
+    "goodwill_confirm": lambda v, t: goodwill_confirm(v["member"], v["points"], v["reason"],
                                                       v.get("reference")),
-    "goodwill_confirm_hint": lambda v, z: (
+    "goodwill_confirm_hint": lambda v, t: (
         f"Press Confirm to issue {v['points']:,} goodwill points, or Cancel."),
-    "goodwill_cancelled": lambda v, z: (
+    "goodwill_cancelled": lambda v, t: (
         f"Cancelled: the {v['points']:,} goodwill points were not issued."),
-    "reverted": lambda v, z: reverted(v["result"]),
-    "reversed": lambda v, z: reversed_(v["result"]),
-    "unlinked": lambda v, z: unlinked(v["unlinked"]),
-    "fraud_set": lambda v, z: fraud_set(v["member"], v["change"]),
-    "staff_log": lambda v, z: staff_log(v["lines"], v.get("filters", {}), z),
+    "reverted": lambda v, t: reverted(v["result"]),
+    "reversed": lambda v, t: reversed_(v["result"]),
+    "unlinked": lambda v, t: unlinked(v["unlinked"]),
+    "fraud_set": lambda v, t: fraud_set(v["member"], v["change"]),
+    "staff_log": lambda v, t: staff_log(v["lines"], v.get("filters", {}), t.zone),
 }

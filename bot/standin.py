@@ -194,6 +194,7 @@ class StandInRequest(BaseRequest):
         self.callback_answers: list[JSON] = []
         self.webhook: JSON | None = None
         self.commands: list[JSON] = []
+        self.commands_by_language: dict[str, list[JSON]] = {}  # setMyCommands per language
         self._subscribers: list[Callable[[ApiCall], None]] = []
         self.responders: dict[str, Responder] = {
             "getMe": lambda _: dict(self.bot_user),
@@ -475,7 +476,14 @@ class StandInRequest(BaseRequest):
                 "pending_update_count": len(self._updates)}
 
     def _set_commands(self, params: JSON) -> bool:
-        self.commands = list(params.get("commands") or [])
+        commands = params.get("commands") or []
+        if isinstance(commands, str):
+            commands = json.loads(commands)
+        language = params.get("language_code") or ""
+        if language:
+            self.commands_by_language[str(language)] = list(commands)
+        else:
+            self.commands = list(commands)
         return True
 
     def _delete_commands(self, _: JSON) -> bool:

@@ -37,7 +37,7 @@ from typing import TypeVar
 from sqlalchemy import bindparam, delete
 from sqlmodel import Session, col, select
 
-from core import chat_record, codes, ledger, outbox, reads, redemption, rules
+from core import chat_record, codes, i18n, ledger, outbox, reads, redemption, rules
 from core.chat_io import (
     Button,
     Command,
@@ -54,6 +54,7 @@ from core.chat_io import (
     amount_button,
     code_buttons,
     confirm_buttons,
+    language_buttons,
     reply,
 )
 from core.chat_staff import (
@@ -100,6 +101,13 @@ class Chat:
     state: ChatState
     member: Member | None  # None: not verified
     replaced: bool  # unlinked because another chat user verified the member
+
+    @property
+    def language(self) -> str:
+        """The language the chat speaks: the one kept with it, else the one the messaging
+        app names (when shipped), else DEFAULT_LANGUAGE."""
+        return self.state.language or i18n.choose(self.sender.language,
+                                                  self.work.settings.default_language)
 
     @property
     def step(self) -> Step:
@@ -150,7 +158,8 @@ def kind(given: Input, step: Step, otp_length: int) -> str:
         return f"/{given.name}"
     if isinstance(given, Press):
         shape = _button(given.data)
-        return {"p": "amount", "c": "confirm", "r": "resend", "x": "cancel"}.get(
+        return {"p": "amount", "c": "confirm", "r": "resend", "x": "cancel",
+                "l": "language"}.get(
             shape[0] if shape else "", "junk")
     if step is Step.CODE and codes.read(given.text.strip(), otp_length) is not None:
         return "code"
@@ -164,6 +173,8 @@ def _button(data: str) -> tuple[str, str] | None:
     head, _, value = (data or "").partition(":")
     if head == "p" and value.isascii() and value.isdigit() and len(value) <= 12 \
             and not value.startswith("0"):
+        return head, value
+    if head == "l" and value in i18n.shipped():
         return head, value
     if head in ("c", "r", "x") and len(value) == 8 and set(value) <= set(_TOKEN_CHARS):
         return head, value
@@ -226,10 +237,13 @@ class Chats:
         row = TRANSITIONS.get((chat.step, what)) or TRANSITIONS.get((ANY, what)) \
             or TRANSITIONS[(ANY, "text")]
         if row.members_only and chat.member is None:
-            return Outcome((ask_to_verify(chat, "not_linked"),))
+            return Outcome((ask_to_verify(chat, "not_linked"),), language=chat.language)
         before = _pending(chat.state)
-        outcome = replace(row.run(self, chat, given), transition=row.name)
+        outcome = replace(row.run(self, chat, given), transition=row.name,
+                          language=chat.language)
         if lock and _pending(chat.state) != before:  # a step that changed nothing writes none
+            # A chat's state written for the first time keeps the language it speaks.
+            chat.state.language = chat.language
             chat.state.updated_at = work.now
             work.session.add(chat.state)
         return outcome
@@ -266,9 +280,10 @@ class Chats:
         if sent.refusal is not None:
             again = "retry" if sent.refusal.reason is Reason.DELIVERY else None
             return Outcome((reply("refusal", refusal=sent.refusal,
-                                  buttons=code_buttons(token, resend=again)),))
+                                  buttons=code_buttons(token, resend=again)),),
+                           language=sent.language)
         return Outcome((reply("code_sent", issued=sent.issued,
-                              buttons=code_buttons(token)),))
+                              buttons=code_buttons(token)),), language=sent.language)
 
     def overdue_deliveries(self) -> list[tuple[int, str | None]]:
         """Deliveries a worker took and did not finish (it died): (id, chat to answer)."""
@@ -291,6 +306,20 @@ class Chats:
                 raise PointsError(816)
             attach(session, channel_user, member_id, self.service.clock())
             _reset(Work(session, self.settings, self.service.clock()), channel_user)
+        self.db.run(unit)
+
+    def speak(self, channel_user: str, language: str) -> None:
+        """Keep `language` (shipped) with the chat, as /language does (the sandbox's `/as`
+        makes the chat speak the demo member's)."""
+        if language not in i18n.shipped():
+            raise ValueError(f"{language!r} is not a shipped language")
+
+        def unit(session: Session) -> None:
+            now = self.service.clock()
+            state = session.get(ChatState, channel_user) or ChatState(
+                channel_user=channel_user, step=Step.MENU, updated_at=now)
+            state.language, state.updated_at = language, now
+            session.add(state)
         self.db.run(unit)
 
     def unlink(self, channel_user: str) -> None:
@@ -360,7 +389,7 @@ def _load(work: Work, sender: Sender, *, lock: bool) -> Chat:
 def _pending(state: ChatState) -> tuple[object, ...]:
     """What a chat's state holds: its step and pending redemption."""
     return (state.step, state.points, state.external_reference, state.transaction_number,
-            state.token, state.member_id, state.reason)
+            state.token, state.member_id, state.reason, state.language)
 
 
 def _reset(work: Work, user: str) -> None:
@@ -412,6 +441,7 @@ def verify(chats: Chats, chat: Chat, given: Input) -> Outcome:
     except PointsError as refusal:
         return Outcome((reply("contact_refused", refusal=refusal, keyboard=Keyboard.REMOVE),))
     chat.member, chat.replaced = member, False
+    chat.state.language = chat.language  # verified: the language it speaks is kept
     chat.to(Step.MENU)
     return Outcome((reply("welcome", member=reads.view(member), staff=_staff(chat),
                           keyboard=Keyboard.MENU),))
@@ -456,6 +486,24 @@ def show_help(chats: Chats, chat: Chat, given: Input) -> Outcome:
 
 def not_understood(chats: Chats, chat: Chat, given: Input) -> Outcome:
     return Outcome((reply("not_understood", staff=_staff(chat)),))
+
+
+def ask_language(chats: Chats, chat: Chat, given: Input) -> Outcome:
+    """/language: a button for every shipped language; `/language hi` picks at once."""
+    if isinstance(given, Command) and given.args:
+        return set_language(chats, chat, Press(f"l:{given.args[0].casefold()}"))
+    return Outcome((reply("language_ask", buttons=language_buttons(i18n.shipped())),))
+
+
+def set_language(chats: Chats, chat: Chat, given: Input) -> Outcome:
+    """A language picked: kept with the chat, and said in it."""
+    assert isinstance(given, Press)
+    picked = _button(given.data)
+    if picked is None or picked[0] != "l":
+        return Outcome((reply("language_ask", buttons=language_buttons(i18n.shipped())),))
+    chat.state.language = picked[1]
+    keyboard = Keyboard.MENU if chat.member is not None else None
+    return Outcome((reply("language_set", keyboard=keyboard),), settled=True)
 
 
 def _staff(chat: Chat) -> bool:
@@ -644,6 +692,8 @@ TRANSITIONS: dict[tuple[Step | None, str], Row] = {
     (ANY, "/balance"): Row(show_balance, reads_only=True),
     (ANY, "/history"): Row(show_history, reads_only=True),
     (ANY, "/help"): Row(show_help, reads_only=True, members_only=False),
+    (ANY, "/language"): Row(ask_language, members_only=False),
+    (ANY, "language"): Row(set_language, members_only=False),
     (ANY, "/redeem"): Row(ask_amount),
     (ANY, "/cancel"): Row(cancel),
     (ANY, "cancel"): Row(cancel),

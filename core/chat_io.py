@@ -13,6 +13,7 @@ any text there, so `core.chat` accepts only the shapes it makes:
 - ``c:<token>``    confirm the pending redemption whose token this is
 - ``r:<token>``    send that redemption's validation code again (or a new one)
 - ``x:<token>``    cancel that pending redemption
+- ``l:<language>`` speak this language from now on (a shipped catalogue: "en", "hi")
 
 A staff chat's pending goodwill grant (above GOODWILL_CONFIRM_ABOVE) uses the same
 ``c:<token>`` and ``x:<token>`` buttons.
@@ -74,14 +75,17 @@ class Sender:
     """Who sent an update: the chat user (for Telegram, the user id as text), the chat to
     answer in (where codes sent in the chat and late answers go), how the staff audit names
     them (`name`, e.g. "telegram:1001"; by default the chat user), whether the adapter
-    knows them as staff (Telegram: STAFF_TELEGRAM_IDS), and their name in the app
-    (`display`: kept with the link when they verify, for staff to see)."""
+    knows them as staff (Telegram: STAFF_TELEGRAM_IDS), their name in the app (`display`:
+    kept with the link when they verify, for staff to see), and the language their app says
+    they use (Telegram's `language_code`, an IETF tag such as "hi" or "en-US"; empty when
+    it says none): the chat's language until one is kept with the chat."""
 
     user: str
     chat: str | None = None
     name: str = ""
     staff: bool = False
     display: str = ""
+    language: str = ""
 
     @property
     def who(self) -> str:
@@ -135,13 +139,15 @@ class Outcome:
     """What an update comes to: replies to show, effects to run after commit. `duplicate`:
     the update was handled before (nothing to show). `settled`: the pressed button's
     message should lose its buttons (they acted, or can no longer act). `transition`: the
-    name of the transition that decided it (for metrics and logs)."""
+    name of the transition that decided it (for metrics and logs). `language`: the
+    language the replies are to be written in (the chat's; empty: DEFAULT_LANGUAGE)."""
 
     replies: tuple[Reply, ...] = ()
     effects: tuple[Effect, ...] = ()
     duplicate: bool = False
     settled: bool = False
     transition: str = ""
+    language: str = ""
 
 
 def reply(key: str, *, buttons: tuple[tuple[Button, ...], ...] = (),
@@ -151,6 +157,12 @@ def reply(key: str, *, buttons: tuple[tuple[Button, ...], ...] = (),
 
 def amount_button(points: int) -> Button:
     return Button("amount", f"p:{points}", {"points": points})
+
+
+def language_buttons(languages: tuple[str, ...]) -> tuple[tuple[Button, ...], ...]:
+    """One button per shipped language, each labelled in its own language."""
+    return (tuple(Button("language", f"l:{language}", {"language": language})
+                  for language in languages),)
 
 
 def confirm_buttons(token: str) -> tuple[tuple[Button, ...], ...]:
@@ -167,4 +179,4 @@ def code_buttons(token: str, *, resend: str | None = "resend"
 
 __all__ = ["Button", "Command", "Contact", "DeliverCode", "Effect", "Input", "Keyboard",
            "Outcome", "Press", "Reply", "Sender", "Start", "Text", "amount_button",
-           "code_buttons", "confirm_buttons", "reply"]
+           "code_buttons", "confirm_buttons", "language_buttons", "reply"]

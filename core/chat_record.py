@@ -37,7 +37,8 @@ KEPT: dict[str, type] = {cls.__name__: cls for cls in (
 def dumps(outcome: Outcome) -> str:
     """The outcome's replies as JSON text (its effects are not kept)."""
     return json.dumps({"replies": [_reply(r) for r in outcome.replies],
-                       "settled": outcome.settled, "transition": outcome.transition},
+                       "settled": outcome.settled, "transition": outcome.transition,
+                       "language": outcome.language},
                       separators=(",", ":"))
 
 
@@ -45,7 +46,8 @@ def loads(text: str) -> Outcome:
     """The outcome `dumps` kept, marked a duplicate."""
     kept = json.loads(text)
     return Outcome(tuple(_unreply(r) for r in kept["replies"]), duplicate=True,
-                   settled=kept["settled"], transition=kept["transition"])
+                   settled=kept["settled"], transition=kept["transition"],
+                   language=kept.get("language", ""))
 
 
 def _reply(reply: Reply) -> dict[str, Any]:

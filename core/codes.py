@@ -79,7 +79,7 @@ def issue(session: Session, settings: Settings, member: Member, points: int,
         if current.expires_at > now and current.points == points:
             if current.sends >= settings.otp_max_sends:
                 raise PointsError(860, f"this code was already sent {current.sends} times",
-                                  reason=Reason.SEND_LIMIT)
+                                  reason=Reason.SEND_LIMIT, sends=current.sends)
             current.sends += 1
             session.add(current)
             return Issued(current, derive(settings, member.id, points, current.nonce), True)

@@ -31,11 +31,9 @@ class CodeMessage:
     valid_minutes: int
     # The entry point's own address for the member (a chat id), when it has one.
     reply_to: str | None = None
-
-    def text(self) -> str:
-        return (f"Your validation code is {self.code}. It confirms redeeming {self.points} "
-                f"points (worth {self.value}) and is valid for {self.valid_minutes} minutes. "
-                "Do not share it with anyone.")
+    # The member's language (their chat's), for the text; empty: DEFAULT_LANGUAGE. The
+    # text itself is `core.code_texts.CodeTexts`' (templates or the catalogue).
+    language: str = ""
 
 
 class DeliveryFailed(Exception):

@@ -202,6 +202,10 @@ class ChatState(SQLModel, table=True):
     # points and reference are `points` and `external_reference`.
     member_id: int | None = Field(default=None)
     reason: str | None = Field(default=None, max_length=500)
+    # The language the chat speaks (a shipped catalogue, "en", "hi"): from the messaging
+    # app's language, kept when the member verifies (or the chat's state is first written),
+    # or the member's choice (/language). None: not yet.
+    language: str | None = Field(default=None, max_length=16)
     updated_at: datetime
 
 

@@ -22,7 +22,14 @@ from sqlmodel import Session, col, select
 from core import codes
 from core.db import Database
 from core.delivery import CodeMessage
-from core.models import CodeDelivery, CodeState, DeliveryState, Member, ValidationCode
+from core.models import (
+    ChatState,
+    CodeDelivery,
+    CodeState,
+    DeliveryState,
+    Member,
+    ValidationCode,
+)
 from core.results import CodeIssued, CodeToDeliver
 from core.status import PointsError
 from core.work import Work
@@ -46,6 +53,7 @@ class Sent:
     chat: str | None
     issued: CodeIssued | None = None
     refusal: PointsError | None = None
+    language: str = ""  # the chat's, to say how it went in; empty: DEFAULT_LANGUAGE
 
 
 def enqueue(work: Work, code_id: int, *, resent: bool, channel_user: str | None,
@@ -86,15 +94,18 @@ def send(service: PointsService, delivery_id: int, *, take_over: bool = False) -
     except PointsError as refusal:
         service.db.run(lambda s: _finish(s, delivery_id, DeliveryState.FAILED,
                                          service.clock()))
-        return Sent(row.token, row.reply_to, refusal=refusal)
+        return Sent(row.token, row.reply_to, refusal=refusal, language=code.message.language)
     service.db.run(lambda s: _finish(s, delivery_id, DeliveryState.SENT, service.clock()))
-    return Sent(row.token, row.reply_to, issued=issued)
+    return Sent(row.token, row.reply_to, issued=issued, language=code.message.language)
 
 
-# A delivery with its code and member, in one query, built once.
-_DELIVERY = (select(CodeDelivery, ValidationCode, Member).select_from(CodeDelivery)
+# A delivery with its code, member and chat's language, in one query, built once.
+_DELIVERY = (select(CodeDelivery, ValidationCode, Member, ChatState.language)
+             .select_from(CodeDelivery)
              .outerjoin(ValidationCode, col(ValidationCode.id) == col(CodeDelivery.code_id))
              .outerjoin(Member, col(Member.id) == col(ValidationCode.member_id))
+             .outerjoin(ChatState,
+                        col(ChatState.channel_user) == col(CodeDelivery.channel_user))
              .where(col(CodeDelivery.id) == bindparam("id")))
 
 
@@ -116,11 +127,14 @@ def _prepare(session: Session, service: PointsService, delivery_id: int, now: da
         session.add(row)
         record = session.get(ValidationCode, row.code_id)
         member = session.get(Member, record.member_id) if record is not None else None
+        state = (session.get(ChatState, row.channel_user)
+                 if row.channel_user is not None else None)
+        language = state.language if state is not None else None
     else:  # this worker's own delivery, read in one query
         found = session.exec(_DELIVERY, params={"id": delivery_id}).first()
         if found is None or found[0].state != DeliveryState.SENDING:
             return None
-        row, record, member = found
+        row, record, member, language = found
     if record is None or member is None or record.state != CodeState.ACTIVE \
             or record.expires_at <= now:
         return _Dropped()
@@ -130,7 +144,7 @@ def _prepare(session: Session, service: PointsService, delivery_id: int, now: da
     message = CodeMessage(member.id, member.name, member.mobile, member.email,
                           codes.derive(settings, member.id, record.points, record.nonce),
                           record.points, settings.points_value(record.points), minutes,
-                          row.reply_to)
+                          row.reply_to, language or "")
     return CodeToDeliver(message, record.id, row.resent,
                          settings.otp_max_sends - record.sends, record.expires_at), row
 

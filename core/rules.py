@@ -56,7 +56,7 @@ def parse_points(value: object, *, limit: int | None = None) -> int:
     if number <= 0:
         raise PointsError(801)
     if number > limit:
-        raise PointsError(801, f"at most {limit:,} points at once")
+        raise PointsError(801, f"at most {limit:,} points at once", limit=limit)
     return number
 
 
@@ -69,7 +69,8 @@ def check(settings: Settings, member: Member, points: int, stage: Stage,
     if validate is not None:
         validate()  # 3
     if points < settings.redemption_min_points:  # 4
-        raise PointsError(821, f"the minimum is {settings.redemption_min_points} points")
+        raise PointsError(821, f"the minimum is {settings.redemption_min_points} points",
+                          minimum=settings.redemption_min_points)
     _standing(settings, member)  # 5, 6, 7
     if points % settings.redemption_multiple_of:  # 8
         raise PointsError(807, multiple=settings.redemption_multiple_of)
@@ -77,10 +78,12 @@ def check(settings: Settings, member: Member, points: int, stage: Stage,
         earlier = (f"; {already_redeemed} already redeemed on this transaction number"
                    if already_redeemed else "")
         raise PointsError(819, f"the maximum is {settings.redemption_max_points} points a "
-                               f"transaction{earlier}")
+                               f"transaction{earlier}",
+                          maximum=settings.redemption_max_points, already=already_redeemed)
     if points > member.current_points:  # 10
         raise PointsError(803 if stage is Stage.CHECK else 818,
-                          f"you have {member.current_points} points")
+                          f"you have {member.current_points} points",
+                          available=member.current_points)
 
 
 def _enrolment(settings: Settings, member: Member) -> None:
@@ -99,13 +102,16 @@ def _standing(settings: Settings, member: Member) -> None:
     """Rules 5 to 7: the member's current points, lifetime points and lifetime purchases."""
     if member.current_points < settings.redemption_min_current_points:
         raise PointsError(804, f"redeeming needs at least "
-                               f"{settings.redemption_min_current_points} current points")
+                               f"{settings.redemption_min_current_points} current points",
+                          needed=settings.redemption_min_current_points)
     if member.lifetime_points < settings.redemption_min_lifetime_points:
         raise PointsError(805, f"redeeming needs at least "
-                               f"{settings.redemption_min_lifetime_points} lifetime points")
+                               f"{settings.redemption_min_lifetime_points} lifetime points",
+                          needed=settings.redemption_min_lifetime_points)
     if member.lifetime_purchases < settings.redemption_min_lifetime_purchases:
         raise PointsError(806, f"redeeming needs lifetime purchases of at least "
-                               f"{settings.redemption_min_lifetime_purchases}")
+                               f"{settings.redemption_min_lifetime_purchases}",
+                          needed=settings.redemption_min_lifetime_purchases)
 
 
 def blocker(settings: Settings, member: Member) -> PointsError | None:
@@ -121,7 +127,8 @@ def blocker(settings: Settings, member: Member) -> PointsError | None:
     low, high = _range(settings, member)
     if low > high:
         return PointsError(803, f"the smallest amount you can redeem is {low} points; "
-                                f"you have {member.current_points}")
+                                f"you have {member.current_points}",
+                           smallest=low, available=member.current_points)
     return None
 
 

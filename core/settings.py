@@ -15,7 +15,7 @@ import phonenumbers
 from pydantic import ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from core import limits, times
+from core import code_texts, i18n, limits, times
 from core.status import PointsError
 
 FRAUD_STATUSES = ("NONE", "MARKED", "CONFIRMED", "RECONFIRMED", "NOT_FRAUD", "INTERNAL")
@@ -41,6 +41,25 @@ class Settings(BaseSettings):
     # in it, and every time shown to members, staff and the CLI is in it.
     org_timezone: str = "UTC"
     points_currency_ratio: Decimal = Decimal("1")
+    # The ISO 4217 code of the currency the points are worth: money is shown with its
+    # symbol, as the member's locale writes it (INR in hi_IN: ₹1,00,000.00).
+    currency: str = "INR"
+    # What members read: the language a chat starts in when Telegram names none that is
+    # shipped (a catalogue in core/locales), how to reach member care (a phone number, an
+    # address or a link, shown wherever a member is told to contact member care), and the
+    # program's name in the code's SMS and e-mail.
+    default_language: str = "en"
+    member_care_contact: str = ""
+    brand_name: str = "Loyalty"
+    # The code's SMS (also the chat channel's) and e-mail texts; empty: the catalogue's,
+    # in the member's language. A template needs {code}; it may use {points}, {value},
+    # {minutes}, {brand} and {name} (core.code_texts). The *_FILE settings read it from a
+    # file (UTF-8) instead.
+    sms_template: str = ""
+    sms_template_file: str = ""
+    email_subject: str = ""
+    email_template: str = ""
+    email_template_file: str = ""
     earn_rate: Decimal = Decimal("1")
 
     redemption_enabled: bool = True
@@ -101,6 +120,51 @@ class Settings(BaseSettings):
     def _known_zone(cls, value: str) -> str:
         return times.zone(value).key
 
+    @field_validator("default_language")
+    @classmethod
+    def _shipped_language(cls, value: str) -> str:
+        return i18n.known_language(value)
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str) -> str:
+        return i18n.known_currency(value)
+
+    @field_validator("member_care_contact", "brand_name")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        return " ".join(value.split())
+
+    @field_validator("sms_template", "email_template")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        return code_texts.check(value) if value.strip() else ""
+
+    @field_validator("email_subject")
+    @classmethod
+    def _subject(cls, value: str) -> str:
+        return code_texts.check(value, needs_code=False) if value.strip() else ""
+
+    @field_validator("sms_template_file", "email_template_file")
+    @classmethod
+    def _template_file(cls, value: str) -> str:
+        if value.strip():
+            code_texts.read_template(value.strip())
+        return value.strip()
+
+    @property
+    def sms_template_text(self) -> str:
+        """SMS_TEMPLATE, or the template in SMS_TEMPLATE_FILE; empty: the catalogue's."""
+        if self.sms_template_file:
+            return code_texts.read_template(self.sms_template_file)
+        return self.sms_template
+
+    @property
+    def email_template_text(self) -> str:
+        if self.email_template_file:
+            return code_texts.read_template(self.email_template_file)
+        return self.email_template
+
     @property
     def zone(self) -> ZoneInfo:
         return times.zone(self.org_timezone)
@@ -156,6 +220,11 @@ class Settings(BaseSettings):
                          f"(it is {self.goodwill_confirm_above})")
         if not 4 <= self.otp_length <= 10:
             found.append(f"OTP_LENGTH must be between 4 and 10 digits (it is {self.otp_length})")
+        for name, text, path in (("SMS_TEMPLATE", self.sms_template, self.sms_template_file),
+                                 ("EMAIL_TEMPLATE", self.email_template,
+                                  self.email_template_file)):
+            if text and path:
+                found.append(f"set {name} or {name}_FILE, not both")
         if not self.secret_key.strip():
             found.append("SECRET_KEY must not be empty")
         if self.redemption_max_points > limits.MAX_OPERATION_POINTS:

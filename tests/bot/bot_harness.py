@@ -14,6 +14,7 @@ from typing import Any
 from telegram import Update
 from telegram.ext import Application
 
+from bot import replies
 from bot.app import build_application
 from bot.senders import make_senders
 from bot.settings import BotSettings, load_bot_settings
@@ -96,6 +97,12 @@ class Chat:
         await self.say("/start")
         replies = await self.share_contact(telegram_phone(member))
         assert "Welcome" in replies[-1].text, replies[-1].text
+
+
+def shown(code: int) -> str:
+    """What a member reads for a status code (in English, with no member care contact
+    set): the code and the catalogue's text for members."""
+    return replies.ENGLISH.status(code)
 
 
 def text_of(messages: list[BotMessage]) -> str:

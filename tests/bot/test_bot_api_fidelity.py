@@ -4,8 +4,6 @@ member with a typed identifier."""
 
 from __future__ import annotations
 
-from datetime import UTC
-
 from sqlmodel import Session, select
 
 from bot import replies
@@ -22,12 +20,13 @@ async def test_members_and_staff_see_times_in_the_organisations_zone(world: Worl
     await chat.link()
     await chat.say("/redeem 500")
     sent = text_of(await chat.press("Confirm"))
-    assert "It is valid until 2026-03-01 14:40 IST." in sent
+    # As en_IN writes a date and a time (Babel; a narrow no-break space before PM).
+    assert "It is valid until 1 Mar 2026 2:40\u202fPM IST." in sent
     redeemed = text_of(await chat.say(chat.chat_code()))
     assert redeemed.startswith("800 ")
-    assert redeemed.splitlines()[-1] == "Redeemed at: 2026-03-01 14:30 IST"
+    assert redeemed.splitlines()[-1] == "Redeemed at: 1 Mar 2026 2:30\u202fPM IST"
     history = text_of(await chat.say("/history"))
-    assert "2026-03-01 14:30 IST  redeemed 500 points" in history
+    assert "1 Mar 2026 2:30\u202fPM IST  redeemed 500 points" in history
     staff = await world.chat(STAFF_ID, "Priya", **INDIA)
     profile = text_of(await staff.say(f"/member {ASHA['mobile']}"))
     assert "2026-03-01 14:30 IST  redeemed -500" in profile
@@ -55,7 +54,7 @@ async def test_a_replayed_redemption_tells_what_was_reversed_and_the_balance_now
             Redemption.id == redemption_id)).one()
     replay = world.services[0].redeem(ASHA["mobile"], 500, None, transaction_number=txn,
                                       external_reference=reference)
-    again, _ = replies.render(Reply("redeemed", {"result": replay}), UTC)
+    again, _ = replies.render(Reply("redeemed", {"result": replay}), replies.ENGLISH)
     assert again.startswith("This redemption was already done; nothing more was redeemed.")
     assert f"Redemption id: {redemption_id}" in again
     assert "Reversed since: 200 points\nCurrent balance: 1,700 points" in again

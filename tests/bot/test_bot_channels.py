@@ -168,7 +168,7 @@ async def test_every_channel_failing_gives_860_and_leaves_no_code_pending(
     await chat.link()
     await chat.say("/redeem 500")
     replies = await chat.press("Confirm")
-    assert replies[-1].text.startswith("860 Unable to issue OTP")
+    assert replies[-1].text.startswith("860 We could not send a validation code.")
     assert replies[-1].button_texts == ["Try again", "Cancel"]  # the member may try again
     assert len(gateway.requests) == 3  # a 500 is tried again SMS_RETRIES (2) times
 

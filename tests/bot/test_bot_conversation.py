@@ -25,8 +25,8 @@ from core.chat import Chats
 from core.chat_io import Press, Sender
 from core.outbox import LEASE
 from core.service import PointsService
-from core.status import PointsError, Reason, message
-from tests.bot.bot_harness import ASHA, RAVI, Chat, World, member_csv, text_of
+from core.status import PointsError, Reason
+from tests.bot.bot_harness import ASHA, RAVI, Chat, World, member_csv, shown, text_of
 
 CANCEL_ONLY = ["Cancel"]
 CODE_BUTTONS = ["Resend code", "Cancel"]
@@ -136,14 +136,14 @@ async def test_a_member_who_cannot_redeem_is_told_why_at_balance_and_redeem(
     chat = await _blocked_chat(world, case)
     replies = await chat.say("/balance")
     text = replies[-1].text
-    assert f"You cannot redeem points now.\n{code} {message(code)}" in text, text
+    assert f"You cannot redeem points now.\n{shown(code)}" in text, text
     assert "You can redeem" not in text
     assert replies[-1].buttons == []
 
     for asking in ("/redeem", "Redeem"):  # the command and the menu word
         replies = await chat.say(asking)
         text = replies[-1].text
-        assert text.startswith(f"You cannot redeem points now.\n{code} {message(code)}"), text
+        assert text.startswith(f"You cannot redeem points now.\n{shown(code)}"), text
         assert "How many" not in text_of(replies)
         assert all(m.buttons == [] for m in replies)  # no amount buttons
     # Still at the menu: a number is refused with the same reason, and nothing changes.
@@ -207,7 +207,7 @@ async def test_a_bare_number_at_the_menu_starts_a_redemption(world: World, typed
     chat = await world.chat()
     await chat.link()
     replies = await chat.say(typed)
-    assert replies[-1].text == f"Redeem {typed} points worth {typed.replace(',', '')}.00?"
+    assert replies[-1].text == f"Redeem {typed} points worth ₹{typed}.00?"
     assert replies[-1].button_texts == ["Confirm", "Cancel"]
     await chat.press("Confirm")
     replies = await chat.say(chat.chat_code())
@@ -231,7 +231,7 @@ async def test_807_suggests_the_nearest_valid_amounts_as_text_and_buttons(
     assert "The nearest amounts you can redeem: 500 or 550." in text
     assert replies[-1].button_texts == ["500", "550"]
     replies = await chat.press("550")
-    assert replies[-1].text == "Redeem 550 points worth 550.00?"
+    assert replies[-1].text == "Redeem 550 points worth ₹550.00?"
     assert replies[-1].button_texts == ["Confirm", "Cancel"]
 
 
@@ -246,7 +246,7 @@ async def test_807_near_the_top_offers_only_amounts_the_member_can_redeem(
     assert replies[-1].text.startswith("807 ")
     assert replies[-1].button_texts == ["2,000"]
     replies = await chat.press("2,000")
-    assert replies[-1].text == "Redeem 2,000 points worth 2000.00?"
+    assert replies[-1].text == "Redeem 2,000 points worth ₹2,000.00?"
 
 
 # ---------------------------------------------------------------- 6. codes as people type them
@@ -347,7 +347,7 @@ async def test_after_a_redemption_a_number_is_a_new_amount_never_the_old_code(
     assert replies[-1].text.startswith("800 ")
 
     replies = await chat.say("300")
-    assert replies[-1].text == "Redeem 300 points worth 300.00?"
+    assert replies[-1].text == "Redeem 300 points worth ₹300.00?"
     await chat.say("/cancel")
 
     replies = await chat.say(code)  # the used code, typed again: an amount now
@@ -369,10 +369,10 @@ async def test_the_same_update_twice_is_answered_again_and_changes_nothing(
     await chat.link()
     amount = chat.user.says("500")
     replies = await chat.deliver(amount)
-    assert replies[-1].text == "Redeem 500 points worth 500.00?"
+    assert replies[-1].text == "Redeem 500 points worth ₹500.00?"
     first_data = replies[-1].button("Confirm").callback_data
     again = await chat.deliver(amount)
-    assert [m.text for m in again] == ["Redeem 500 points worth 500.00?"]
+    assert [m.text for m in again] == ["Redeem 500 points worth ₹500.00?"]
     summary = chat.last()
     assert summary.button("Confirm").callback_data == first_data  # the same redemption
 
@@ -463,7 +463,7 @@ def test_in_the_terminal_digits_at_the_code_step_are_a_code_and_letters_press(
     assert "You are now" in typed(terminal, f"/as {asha.mobile}")
     before = terminal.service.member(asha.mobile).current_points
     screen = typed(terminal, "/redeem 500")
-    assert "Redeem 500 points worth 500.00?" in screen
+    assert "Redeem 500 points worth ₹500.00?" in screen
     assert "[a] Confirm" in screen and "[b] Cancel" in screen
     screen = typed(terminal, "a")
     assert "pressed Confirm" in screen
@@ -481,6 +481,6 @@ def test_in_the_terminal_digits_at_the_code_step_are_a_code_and_letters_press(
     assert terminal.service.member(asha.mobile).current_points == before - 500
 
     screen = typed(terminal, "500")  # back at the menu: an amount
-    assert "Redeem 500 points worth 500.00?" in screen
+    assert "Redeem 500 points worth ₹500.00?" in screen
     screen = typed(terminal, "b")
     assert "pressed Cancel" in screen and "Cancelled: nothing was redeemed." in screen

@@ -20,7 +20,9 @@ import pytest
 from bot.senders import SmsSender, make_senders
 from bot.settings import load_bot_settings
 from bot.sms import TemplateSender, TwilioSender
+from core.code_texts import CodeTexts
 from core.delivery import CodeMessage, DeliveryFailed
+from core.settings import load_settings
 from core.status import PointsError
 from tests.bot.bot_harness import ASHA, World
 
@@ -94,6 +96,11 @@ def provider() -> Iterator[Provider]:
         server.close()
 
 
+def sms_text(message: CodeMessage) -> str:
+    """The SMS text of `message` with the default settings: the catalogue's, in English."""
+    return CodeTexts.of(load_settings()).sms(message)
+
+
 def message(**overrides: Any) -> CodeMessage:
     values: dict[str, Any] = {"member_id": 1, "name": "Asha", "mobile": ASHA["mobile"],
                               "email": None, "code": CODE, "points": 500,
@@ -126,7 +133,7 @@ def test_twilio_gets_the_request_its_api_documents(provider: Provider) -> None:
     assert request.headers["Authorization"] == "Basic " + base64.b64encode(
         f"{SID}:{TOKEN}".encode()).decode()
     assert request.form == {"To": [ASHA["mobile"]], "From": ["+15005550006"],
-                            "Body": [message().text()]}
+                            "Body": [sms_text(message())]}
 
 
 def test_twilio_with_a_messaging_service(provider: Provider) -> None:
@@ -135,7 +142,7 @@ def test_twilio_with_a_messaging_service(provider: Provider) -> None:
     TwilioSender(settings).send(message())
     assert provider.requests[0].form == {"To": [ASHA["mobile"]],
                                          "MessagingServiceSid": ["MG999"],
-                                         "Body": [message().text()]}
+                                         "Body": [sms_text(message())]}
 
 
 def test_a_twilio_4xx_is_a_failed_delivery_with_its_error_code_and_no_retry(
@@ -218,7 +225,7 @@ def test_a_json_template_is_filled_with_escaped_values(provider: Provider) -> No
         sms_http_body='{"sender": "ACME", "mobiles": "{to_digits}", '
                       '"sms": [{"message": "{text}", "to": ["{to}"]}], "flash": 0}')
     odd = message(name='Asha "Q" \\ Rao')  # the text never holds the name, but the code
-    text = odd.text()
+    text = sms_text(odd)
     assert TemplateSender(settings).send(odd) == ASHA["mobile"]
     [request] = provider.requests
     assert request.method == "POST" and request.path == "/api/send"
@@ -236,7 +243,7 @@ def test_a_json_template_escapes_quotes_and_backslashes(provider: Provider) -> N
     tricky = message(code='12"}\\34')  # what a naive string substitution would break on
     _url, body, _headers = sender.request(tricky)
     assert body is not None
-    assert json.loads(body) == {"to": ASHA["mobile"], "text": tricky.text()}
+    assert json.loads(body) == {"to": ASHA["mobile"], "text": sms_text(tricky)}
 
 
 def test_a_form_template_is_filled_with_escaped_values(provider: Provider) -> None:
@@ -249,7 +256,7 @@ def test_a_form_template_is_filled_with_escaped_values(provider: Provider) -> No
     assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
     assert request.headers["Authorization"] == "Bearer bearer-tok-123456"
     assert request.form == {"apikey": ["k-123456"], "numbers": [ASHA["mobile"]],
-                            "message": [tricky.text()], "sender": ["TXTLCL"]}
+                            "message": [sms_text(tricky)], "sender": ["TXTLCL"]}
 
 
 def test_a_get_with_the_placeholders_in_the_url(provider: Provider) -> None:
@@ -260,7 +267,7 @@ def test_a_get_with_the_placeholders_in_the_url(provider: Provider) -> None:
     [request] = provider.requests
     assert request.method == "GET" and request.body == b""
     query = parse_qs(urlsplit(request.path).query)
-    assert query == {"to": [ASHA["mobile"]], "msg": [tricky.text()], "key": ["k"]}
+    assert query == {"to": [ASHA["mobile"]], "msg": [sms_text(tricky)], "key": ["k"]}
 
 
 def test_a_template_4xx_is_not_retried_and_a_5xx_is(provider: Provider) -> None:
@@ -280,7 +287,7 @@ def test_the_generic_gateway_retries_a_5xx_too(provider: Provider) -> None:
     provider.answers = [(500, {})]
     assert fast(SmsSender(settings)).send(message()) == ASHA["mobile"]
     assert [json.loads(r.body) for r in provider.requests] == [
-        {"to": ASHA["mobile"], "text": message().text()}] * 2
+        {"to": ASHA["mobile"], "text": sms_text(message())}] * 2
 
 
 # ---------------------------------------------------------------- settings

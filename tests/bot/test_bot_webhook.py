@@ -40,7 +40,7 @@ async def test_the_webhook_is_registered_with_its_secret(served: Served) -> None
     assert webhook["secret_token"] == SECRET
     assert webhook["allowed_updates"] == ["message", "callback_query"]
     assert [c["command"] for c in served.world.stand_in.commands] == [
-        "balance", "redeem", "history", "cancel", "help"]
+        "balance", "redeem", "history", "language", "cancel", "help"]
 
 
 @pytest.mark.parametrize("headers", [{}, {"X-Telegram-Bot-Api-Secret-Token": "wrong"},

@@ -16,6 +16,7 @@ from sqlalchemy import MetaData, select, text
 from sqlmodel import SQLModel, col
 from sqlmodel import select as sm_select
 
+from core.code_texts import CodeTexts
 from core.delivery import CodeMessage, CodeSender, DeliveryFailed, RecordingSender
 from core.models import CodeState, ValidationCode
 from core.service import PointsService
@@ -58,7 +59,7 @@ def test_code_has_otp_length_digits(env: Env) -> None:
         assert issued.message == "Validation Code Issued by log"
         message = env.sender.sent[-1]
         assert (message.points, message.mobile, message.valid_minutes) == (200, who, 10)
-        assert code in message.text()
+        assert code in CodeTexts.of(service.settings).sms(message)
         assert redeem(service, who, 200, code, f"LEN{length}") == 700
 
 

@@ -97,7 +97,7 @@ async def test_code_requests_through_the_bot_are_capped_per_member_and_period(
         assert "Validation Code Issued" in text_of(await chat.press("Confirm"))
     await chat.say("/redeem 250")
     replies = await chat.press("Confirm")
-    assert replies[-1].text.startswith("860 Unable to issue OTP")
+    assert replies[-1].text.startswith("860 We could not send a validation code.")
     assert "too many validation codes" in replies[-1].text
     assert replies[-1].button_texts == ["Cancel"]  # no Resend, nor Confirm: it would fail
     await chat.say("/redeem 250")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from telegram import Update
 
-from bot import demo
+from bot import demo, replies
 from bot.sandbox import build_sandbox_application, load_sandbox_settings, sandbox_overrides
 from bot.settings import BotSettings, load_bot_settings
 from bot.standin import StandInRequest
@@ -149,11 +149,14 @@ async def test_the_bot_shows_each_claimed_code(monkeypatch: pytest.MonkeyPatch,
         else:
             text = await send(staff.says(f"/redeem {claim.points}"))
             if claim.code == 800:
-                await send(staff.presses(stand_in.last_message(staff.id), "Confirm"))
-                code = re.findall(r"validation code is (\d+)", "\n".join(
-                    stand_in.texts(staff.id)))[-1]
+                confirm = replies.ENGLISH.in_language(member.language)("button.confirm")
+                await send(staff.presses(stand_in.last_message(staff.id), confirm))
+                code = re.findall(r"\b(\d{6})\b", "\n".join(
+                    t for t in stand_in.texts(staff.id) if t.startswith("🧪 SANDBOX CODE")))[-1]
                 text = await send(staff.says(code))
         assert re.search(rf"^{claim.code} ", text, re.MULTILINE), text
+        if member.language == "hi":  # the Hindi-speaking member reads Hindi
+            assert re.search(r"[\u0900-\u097F]", text) and "points" not in text, text
     finally:
         await application.shutdown()
         if application.post_shutdown is not None:

@@ -33,12 +33,14 @@ def readme_first_command() -> str:
 
 
 def copy_of_the_checkout(target: Path) -> Path:
-    """What `pip install -e .` needs (the packages, pyproject.toml, the README), without
-    environments, caches or databases."""
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.db", "*.db-*", "*.egg-info")
+    """What `pip install -e .` needs (the packages, pyproject.toml, setup.py, the README),
+    without environments, caches, databases or compiled catalogues (the install compiles
+    them)."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.db", "*.db-*", "*.egg-info",
+                                    "*.mo")
     for name in ("core", "bot", "api"):
         shutil.copytree(REPO / name, target / name, ignore=ignore)
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy2(REPO / name, target / name)
     return target
 
@@ -78,3 +80,7 @@ def test_the_readme_first_command_reaches_the_sandbox_prompt(tmp_path: Path) -> 
     assert child.exitstatus == 0, log[-3000:]
     assert "Traceback" not in log
     assert (checkout / ".venv" / "bin" / "loyalty-bot").exists()  # the fresh venv's command
+    # The install compiled every message catalogue (setup.py's build step).
+    catalogues = sorted((checkout / "core" / "locales").glob("*/LC_MESSAGES/messages.po"))
+    assert len(catalogues) >= 2
+    assert all(po.with_suffix(".mo").exists() for po in catalogues)

@@ -199,8 +199,7 @@ async def test_staff_play_a_demo_member_and_every_message_is_marked(sandbox_bot:
 async def test_as_accepts_any_identifier_and_refuses_unknown_members(sandbox_bot: Bot) -> None:
     staff = sandbox_bot.user(STAFF, "Staff")
     assert "You are now Vikram Das" in await sandbox_bot.says(staff, "/as vikram@example.com")
-    assert "809 Unable to process. Customer is marked as fraud" in await sandbox_bot.says(
-        staff, "/redeem 500")
+    assert "809 Your account needs a check" in await sandbox_bot.says(staff, "/redeem 500")
     assert "816 Unable to find customer" in await sandbox_bot.says(staff, "/as +919811111111")
     assert "Usage: /as MOBILE" in await sandbox_bot.says(staff, "/as")
     assert "Current points: 5,000" in await sandbox_bot.says(staff, "/balance")  # still him
@@ -214,7 +213,7 @@ async def test_members_cannot_use_the_staff_sandbox_commands(sandbox_bot: Bot) -
     assert "Demo members" in await sandbox_bot.says(member, "/demo")
     # Their own phone is in no demo member's file.
     replies = await sandbox_bot.send(member.shares_contact("919811111111"), MEMBER)
-    assert "816 Unable to find customer" in replies[-1].text
+    assert "816 We could not find a member" in replies[-1].text
     service = sandbox_bot.application.bot_data["runtime"].service
     refused = [a for a in service.staff_actions() if not a.allowed]
     assert {a.action for a in refused} == {"as", "reset", "forget"}

@@ -38,14 +38,14 @@ def test_a_staff_user_redeems_with_the_code_from_the_chat_then_breaks_a_rule(
 
     child.sendline(letter_of(screen, "Balance"))  # the keyboard's Balance button
     screen = until_prompt(child)
-    assert "Current points: 3,000 (worth 3000.00)" in screen
+    assert "Current points: 3,000 (worth ₹3,000.00)" in screen
 
     child.sendline(letter_of(screen, "Redeem"))
     screen = until_prompt(child)
     assert "How many do you want to redeem?" in screen
     child.sendline("500")
     screen = until_prompt(child)
-    assert "Redeem 500 points worth 500.00?" in screen
+    assert "Redeem 500 points worth ₹500.00?" in screen
 
     child.sendline(letter_of(screen, "Confirm"))
     screen = until_prompt(child)
@@ -57,7 +57,7 @@ def test_a_staff_user_redeems_with_the_code_from_the_chat_then_breaks_a_rule(
     child.sendline(code.group(1))
     screen = until_prompt(child)
     assert "800 Points redeemed successfully" in screen
-    assert "Points redeemed: 500 (worth 500.00)" in screen
+    assert "Points redeemed: 500 (worth ₹500.00)" in screen
     assert "New balance: 2,500 points" in screen
 
     child.sendline("/balance")
@@ -65,11 +65,11 @@ def test_a_staff_user_redeems_with_the_code_from_the_chat_then_breaks_a_rule(
 
     child.sendline("/redeem 6000")
     screen = until_prompt(child)
-    assert "819 Points you are trying to redeem are more than the maximum" in screen
+    assert "819 That is more than you can redeem in one transaction" in screen
     child.sendline("4000")  # still at the amount step: another amount
     screen = until_prompt(child)
-    assert "803 Unable to redeem. The points you are trying to redeem is more than the " \
-           "available points" in screen
+    assert "803 You do not have enough points for that amount." in screen
+    assert "(you have 2,500 points)" in screen
 
     child.sendline("/quit")
     child.expect(pexpect.EOF)
@@ -87,15 +87,15 @@ def test_other_members_the_contact_button_as_reset_and_ctrl_c(tmp_path: Path) ->
     child.sendline("/contact")  # his own contact, as the request_contact button shares it
     screen = until_prompt(child)
     assert "shared my contact +919800000006" in screen
-    assert "686 User is from campaign" in screen
+    assert "686 You joined through a campaign" in screen
 
     child.sendline("/as +919800000008")  # Vikram, marked as fraud
     assert "You are now Vikram Das" in until_prompt(child)
     child.sendline("/redeem 500")
-    assert "809 Unable to process. Customer is marked as fraud" in until_prompt(child)
+    assert "809 Your account needs a check before points can be redeemed." in until_prompt(child)
 
     child.sendline("/contact +919811111111")  # a number not in the program
-    assert "816 Unable to find customer" in until_prompt(child)
+    assert "816 We could not find a member" in until_prompt(child)
 
     child.sendline("/as 1")
     until_prompt(child)
@@ -103,7 +103,7 @@ def test_other_members_the_contact_button_as_reset_and_ctrl_c(tmp_path: Path) ->
     child.sendline(letter_of(until_prompt(child), "Confirm"))
     child.sendline("000000")  # wrong (or, once in a million, right: then 800)
     screen = until_prompt(child) + until_prompt(child)
-    assert re.search(r"808 Unable to redeem. Validation code is invalid|800 Points", screen)
+    assert re.search(r"808 The validation code is not valid|800 Points", screen)
     child.sendline("/reset")
     screen = until_prompt(child)
     assert "The sandbox was reset" in screen and "You are Asha Rao again." in screen
@@ -135,7 +135,7 @@ def test_a_first_visit_shares_the_contact_with_one_keystroke(tmp_path: Path) -> 
     assert "shared my contact +919800000002 (Ravi Kumar)" in screen
     assert "Welcome, Ravi Kumar! You have 1,500 points." in screen
     child.sendline("/redeem 500")
-    assert "806 Insufficient lifetime purchases amount." in until_prompt(child)
+    assert "806 Your lifetime purchases are not yet enough" in until_prompt(child)
     child.sendeof()
     child.expect(pexpect.EOF)
     child.close()
@@ -161,7 +161,7 @@ def test_piped_input_works_without_a_terminal_and_without_colours(tmp_path: Path
     assert done.returncode == 0, done.stderr
     assert "\x1b[" not in done.stdout
     assert "You are now Priya Shah" in done.stdout
-    assert "804 Insufficient current points." in done.stdout
+    assert "804 You do not have enough current points" in done.stdout
     assert "Bye!" in done.stdout
     assert done.stderr == ""
 

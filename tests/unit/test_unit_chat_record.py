@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot import replies
-from core import chat_record
+from core import chat_record, i18n
 from core.chat_io import Keyboard, Outcome, Reply, amount_button, code_buttons, reply
 from core.results import (
     Balance,
@@ -91,13 +91,16 @@ KEPT = [
 
 @pytest.mark.parametrize("kept", KEPT, ids=lambda r: r.key)
 def test_a_kept_reply_reads_back_word_for_word(kept: Reply) -> None:
-    outcome = Outcome((kept,), settled=True, transition="choose_amount")
+    outcome = Outcome((kept,), settled=True, transition="choose_amount", language="hi")
     again = chat_record.loads(chat_record.dumps(outcome))
     assert again.duplicate and again.settled and again.transition == "choose_amount"
+    assert again.language == "hi"
     [back] = again.replies
-    zone = ZoneInfo("Asia/Kolkata")
-    text, _ = replies.render(kept, zone)
-    assert replies.render(back, zone)[0] == text
+    for language in i18n.shipped():
+        texts = i18n.texts(language, zone=ZoneInfo("Asia/Kolkata"), currency="INR",
+                           region="IN")
+        text, _ = replies.render(kept, texts)
+        assert replies.render(back, texts)[0] == text
     assert back.keyboard == kept.keyboard
     assert [[b.data for b in row] for row in back.buttons] == \
         [[b.data for b in row] for row in kept.buttons]

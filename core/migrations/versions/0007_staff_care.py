@@ -8,7 +8,7 @@ the chat user's name as given at verification; `chat_state` a staff chat's pendi
 goodwill grant (its member and reason) while it waits for Confirm.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-11-29 15:00:00.000000
 """
 from collections.abc import Sequence
@@ -19,7 +19,7 @@ from alembic import op
 
 
 revision: str = '0007'
-down_revision: str | None = '0005'
+down_revision: str | None = '0006'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
