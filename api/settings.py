@@ -12,10 +12,9 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from pydantic import ValidationError, field_validator
+from pydantic import field_validator
 
-from core.settings import Settings
-from core.status import PointsError
+from core.settings import Settings, checked, read
 
 
 class ApiSettings(Settings):
@@ -77,14 +76,4 @@ class ApiSettings(Settings):
 
 def load_api_settings(**overrides: Any) -> ApiSettings:
     """Read and check the API's settings; 888 for a bad value, 899 for a bad combination."""
-    try:
-        settings = ApiSettings(**overrides)
-    except ValidationError as error:
-        reasons = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in error.errors()
-        )
-        raise PointsError(888, reasons) from None
-    problems = settings.problems()
-    if problems:
-        raise PointsError(899, "; ".join(problems))
-    return settings
+    return checked(read(ApiSettings, **overrides))

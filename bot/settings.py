@@ -16,9 +16,9 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from pydantic import ValidationError, ValidationInfo, field_validator
+from pydantic import ValidationInfo, field_validator
 
-from core.settings import DEV_SECRET_KEY, Settings, require_strong_key
+from core.settings import DEV_SECRET_KEY, Settings, checked, read, require_strong_key
 from core.status import PointsError
 
 log = logging.getLogger(__name__)
@@ -350,16 +350,7 @@ def require_production_ready(settings: BotSettings) -> None:
 
 def load_bot_settings(*, require_token: bool = True, **overrides: Any) -> BotSettings:
     """Read and check the bot's settings; 888 for a bad value, 899 for a bad combination."""
-    try:
-        settings = BotSettings(**overrides)
-    except ValidationError as error:
-        reasons = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in error.errors()
-        )
-        raise PointsError(888, reasons) from None
+    settings = read(BotSettings, **overrides)
     if require_token and not settings.telegram_bot_token.strip():
         raise PointsError(888, "TELEGRAM_BOT_TOKEN: missing (ask @BotFather for one)")
-    problems = settings.problems()
-    if problems:
-        raise PointsError(899, "; ".join(problems))
-    return settings
+    return checked(settings)

@@ -8,7 +8,7 @@ maximum below the minimum, say) with 899, each with a message that names the set
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import phonenumbers
@@ -275,16 +275,29 @@ def require_strong_key(settings: Settings) -> None:
                                f"codes. Make one with: {MAKE_A_KEY}")
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Read and check the settings; refuse with 888 (bad value) or 899 (bad combination)."""
+SettingsT = TypeVar("SettingsT", bound=Settings)
+
+
+def read(kind: type[SettingsT], **overrides: Any) -> SettingsT:
+    """Settings of `kind` from the environment and `overrides`; 888 for a value that cannot
+    be read, naming the setting."""
     try:
-        settings = Settings(**overrides)
+        return kind(**overrides)
     except ValidationError as error:
         reasons = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in error.errors()
         )
         raise PointsError(888, reasons) from None
+
+
+def checked(settings: SettingsT) -> SettingsT:
+    """`settings` if they hold together; 899 with every problem found otherwise."""
     problems = settings.problems()
     if problems:
         raise PointsError(899, "; ".join(problems))
     return settings
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and check the settings; refuse with 888 (bad value) or 899 (bad combination)."""
+    return checked(read(Settings, **overrides))
