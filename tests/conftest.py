@@ -18,3 +18,7 @@ if os.environ.get("CI"):
 
     settings.register_profile("ci", derandomize=True, print_blob=True)
     settings.load_profile("ci")
+
+# `db_url` (a SQLite file, and PostgreSQL when LOYALTY_TEST_POSTGRES_URL is set) for every
+# suite that asks for it.
+from tests.support.database_fixtures import db_url, postgres_url, sqlite_url  # noqa: F401

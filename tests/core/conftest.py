@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.core.points_harness import Env, requires_postgres, sqlite_file_url
+from tests.core.points_harness import Env
 from tests.support.clock import Clock
-from tests.support.databases import own_database
 from tests.support.settings import hermetic
 
 
@@ -26,26 +25,6 @@ def _hermetic_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return sqlite_file_url(tmp_path)
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A database of this test's own on the PostgreSQL server, dropped afterwards."""
-    with own_database("postgres", Path()) as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=[pytest.mark.postgres,
-                                                                  requires_postgres])])
-def db_url(request: pytest.FixtureRequest) -> str:
-    """Each test that asks for this runs on a SQLite file and on PostgreSQL."""
-    url: str = request.getfixturevalue(f"{request.param}_url")
-    return url
 
 
 @pytest.fixture
