@@ -22,10 +22,12 @@ import secrets
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import pyotp
 from sqlalchemy import func
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.selectable import ScalarSelect
 from sqlmodel import Session, col, select
 
 from core import ledger
@@ -59,20 +61,26 @@ def latest(session: Session, member_id: int) -> ValidationCode | None:
     ).first()
 
 
+def sent_lately(settings: Settings, member_id: int, now: datetime) -> ScalarSelect[Any]:
+    """How many codes the member was sent in the last OTP_PERIOD_SECONDS (a subquery; at
+    OTP_PERIOD_MAX_SENDS no more are sent)."""
+    earlier = aliased(ValidationCode)
+    since = now - timedelta(seconds=settings.otp_period_seconds)
+    return select(func.coalesce(func.sum(earlier.sends), 0)).where(
+        earlier.member_id == member_id, col(earlier.issued_at) > since).scalar_subquery()
+
+
 def issue(session: Session, settings: Settings, member: Member, points: int,
           now: datetime) -> Issued:
     """Issue (or resend) the code for `member` and `points`; 860 past the send limits."""
     assert member.id is not None
-    since = now - timedelta(seconds=settings.otp_period_seconds)
     # The codes sent lately and the latest code, in one query (no code: none sent).
-    earlier = aliased(ValidationCode)
-    sent = select(func.coalesce(func.sum(earlier.sends), 0)).where(
-        earlier.member_id == member.id, col(earlier.issued_at) > since).scalar_subquery()
     found = session.exec(
-        select(ValidationCode, sent).where(ValidationCode.member_id == member.id)
+        select(ValidationCode, sent_lately(settings, member.id, now))
+        .where(ValidationCode.member_id == member.id)
         .order_by(col(ValidationCode.id).desc()).limit(1)).first()
-    current, sent_lately = found if found is not None else (None, 0)
-    if sent_lately >= settings.otp_period_max_sends:
+    current, lately = found if found is not None else (None, 0)
+    if lately >= settings.otp_period_max_sends:
         raise PointsError(860, "too many validation codes were requested; try again later",
                           reason=Reason.PERIOD_LIMIT)
     if current is not None and current.state == CodeState.ACTIVE:

@@ -62,7 +62,15 @@ def code_state(work: Work, member_id: int) -> CodeView | None:
         state = "pending" if record.expires_at > work.now else "expired"
     return CodeView(record.points, str(state), record.issued_at, record.expires_at,
                      max(0, settings.otp_max_attempts - record.attempts),
-                     max(0, settings.otp_max_sends - record.sends))
+                     sends_left(work, record.member_id, record.sends))
+
+
+def sends_left(work: Work, member_id: int, sends: int) -> int:
+    """How many more times a code may be sent now: the fewer of what the code has left
+    (OTP_MAX_SENDS) and what the period has left (OTP_PERIOD_MAX_SENDS)."""
+    settings = work.settings
+    lately: int = work.session.exec(select(codes.sent_lately(settings, member_id, work.now))).one()
+    return max(0, min(settings.otp_max_sends - sends, settings.otp_period_max_sends - lately))
 
 
 def fraud_change(work: Work, member_id: int) -> FraudChange | None:

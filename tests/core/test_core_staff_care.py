@@ -60,6 +60,20 @@ def test_member_shows_what_staff_need(db_url: str, tmp_path: Path) -> None:
     assert "earned +10  on bill BILL-9" in entries[1]
 
 
+def test_sends_left_counts_the_period_limit_too(db_url: str, tmp_path: Path) -> None:
+    """The code may be sent OTP_MAX_SENDS times, but the period's OTP_PERIOD_MAX_SENDS may
+    leave fewer: staff see the fewer."""
+    cli = cli_with_members(db_url, tmp_path)
+    limits = {"OTP_MAX_SENDS": "5", "OTP_PERIOD_MAX_SENDS": "3"}
+    cli("validationcode", ASHA, "100", **limits)  # an earlier code, for another amount
+    cli("validationcode", ASHA, "200", **limits)
+    shown = cli("member", ASHA, **limits).stdout
+    assert "validation code: pending, for 200 points" in shown
+    assert "5 attempts left, 1 sends left" in shown  # the period's 3 less the 2 sent
+    shown = cli("member", ASHA, OTP_MAX_SENDS="5", OTP_PERIOD_MAX_SENDS="10").stdout
+    assert "5 attempts left, 4 sends left" in shown  # now the code's own limit is fewer
+
+
 def test_unlink_from_the_command_line(db_url: str, tmp_path: Path) -> None:
     cli = cli_with_members(db_url, tmp_path)
     service = engine(db_url)
