@@ -43,7 +43,8 @@ USAGE = {
 }
 ARGUMENTS = {"member": (1, 1), "goodwill": (3, 999), "revert": (1, 3), "reverse": (1, 2),
              "unlink": (1, 1), "fraud": (3, 999), "stafflog": (0, 3)}
-# Commands whose first argument names a member: a refusal's audit line names them too.
+# Commands whose first argument names a member: a refusal's audit line names them too
+# (/revert and /reverse name theirs through the transaction or the redemption).
 NAMES_A_MEMBER = frozenset({"member", "goodwill", "unlink", "fraud"})
 STAFF_LOG_LINES, STAFF_LOG_MOST = 20, 50  # /stafflog's lines by default, and at most
 REFERENCE_MARK = "ref:"  # /goodwill's last word, when it starts so, is the grant's reference
@@ -62,8 +63,7 @@ def staff_command(step: StaffStep) -> Callable[[Chats, Chat, Input], Outcome]:
         target, staff = " ".join(given.args), chat.sender.who
 
         def concerns() -> int | None:  # the member an audit line is about, when known
-            return (_member_id(chats, chat, given.args[0])
-                    if action in NAMES_A_MEMBER and given.args else None)
+            return _concerns(chats, chat, action, given.args)
         if not chat.sender.staff:
             log.warning("refused /%s: the sender is not staff (recorded in the staff audit)",
                         action)
@@ -83,6 +83,26 @@ def staff_command(step: StaffStep) -> Callable[[Chats, Chat, Input], Outcome]:
 
     run.__name__ = action
     return run
+
+
+def _concerns(chats: Chats, chat: Chat, action: str, args: tuple[str, ...]) -> int | None:
+    """The id of the member a staff command is about, for its audit line; None when it
+    names none that can be found (a refusal's line is written all the same)."""
+    if not args:
+        return None
+    if action in NAMES_A_MEMBER:
+        return _member_id(chats, chat, args[0])
+    if action == "revert":
+        if len(args) == 3:
+            return _member_id(chats, chat, args[2])
+        try:
+            return reversal.member_of_transaction(chat.work, args[0]).id
+        except PointsError:
+            return None
+    if action == "reverse":
+        found = reversal.find_redemption(chat.work.session, args[0])
+        return found.member_id if found is not None else None
+    return None
 
 
 def _member_id(chats: Chats, chat: Chat, text: str) -> int | None:

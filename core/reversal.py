@@ -54,8 +54,7 @@ def reverse(work: Work, redemption: str, points: int | None = None, *,
     (`points` None) or part of what is left (901, 902, 3802); its member is row-locked
     here, and must be the one `identifier` names when given (904)."""
     session = work.session
-    found = session.get(Redemption, redemption) or session.exec(select(Redemption).where(
-        Redemption.external_reference == redemption)).first()
+    found = find_redemption(session, redemption)
     if found is None:
         raise PointsError(902)
     member = ledger.lock(session, found.member_id)
@@ -70,6 +69,12 @@ def reverse(work: Work, redemption: str, points: int | None = None, *,
         raise PointsError(901, f"only {remaining} points of {found.id} are left to reverse",
                           remaining=remaining)
     return _reverse(work, member, [(found, wanted)], "reverse", staff, reason)
+
+
+def find_redemption(session: Session, redemption: str) -> Redemption | None:
+    """The redemption whose id or external reference number is `redemption`, or None."""
+    return session.get(Redemption, redemption) or session.exec(select(Redemption).where(
+        Redemption.external_reference == redemption)).first()
 
 
 def member_of_transaction(work: Work, transaction_number: str) -> Member:

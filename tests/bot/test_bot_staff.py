@@ -121,3 +121,18 @@ async def test_staff_commands_explain_their_usage(world: World) -> None:
     assert replies[-1].text.startswith("No goodwill points were issued.\n901 ")
     replies = await staff.say("/help")
     assert "/goodwill IDENTIFIER POINTS REASON" in replies[-1].text
+
+
+async def test_refused_reversals_are_about_their_member_in_the_staff_log(world: World) -> None:
+    """A refused /reverse names the redemption's member, a refused /revert the member of
+    its transaction, so the staff log's member filter finds them."""
+    _, redemption_id, txn = await redeemed(world)
+    staff = await world.chat(STAFF_ID, "Priya")
+    replies = await staff.say(f"/reverse {redemption_id} 900")  # more than was redeemed
+    assert replies[-1].text.startswith("901 ")
+    replies = await staff.say(f"/revert {txn} 900")
+    assert replies[-1].text.split()[0].isdigit()  # refused with a status code
+    about = world.services[0].staff_actions(member=ASHA["mobile"])
+    assert [(a.action, a.allowed) for a in about[:2]] == [("revert", True), ("reverse", True)]
+    assert all(a.refused for a in about[:2])
+    assert world.services[0].staff_actions(member=RAVI["mobile"]) == []
