@@ -2,14 +2,18 @@
 the real platform's shapes, so that a client written for it works here with nothing but
 the base URL changed.
 
-It decides nothing. A request becomes one engine call (`PointsService.till_call`, which
-also writes the call's audit line); its result or refusal becomes the platform's envelope:
-`response.status` for the request (200 "Success", or 500 "All requests have failed due to
-errors" when its one item was refused) and `item_status` for the item, with the engine's
-status code and message. Which till may skip a validation code is the engine's decision
-(`Tills.skips_validation`), and so is delivery: a validation code is issued in one
-transaction with its outbox row and sent after it commits (`Redeeming.send_validation_code`,
-through `core.outbox`, as the chat's codes go).
+It decides nothing. A request becomes one engine call on one worker thread: the till is
+authenticated there too (`PointsService.authenticate_till`; the HTTP Basic dependency is
+async and touches no database, so a request is handed to a thread once), then the
+operation runs through `PointsService.till_call`, which writes the call's audit line, or,
+for isredeemable, `PointsService.till_is_redeemable`, the till and the check in one read
+transaction with the line deferred (docs/http-api.md, "The audit"). Its result or refusal
+becomes the platform's envelope: `response.status` for the request (200 "Success", or 500
+"All requests have failed due to errors" when its one item was refused) and `item_status`
+for the item, with the engine's status code and message. Which till may skip a validation
+code is the engine's decision (`Tills.skips_validation`), and so is delivery: a validation
+code is issued in one transaction with its outbox row and sent after it commits
+(`Redeeming.send_validation_code`, through `core.outbox`, as the chat's codes go).
 
 HTTP status on the wire: 200 whenever the request was read and processed, whatever the
 outcome (the body carries it: clients differ in what they tolerate, and the platform's
@@ -31,9 +35,17 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+    MutableMapping,
+    Sequence,
+)
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -46,10 +58,10 @@ from starlette.exceptions import HTTPException
 
 from api.settings import ApiSettings
 from core.delivery import CodeSender
-from core.results import CodeIssued, Redeemable, RedemptionResult, ReversalResult
+from core.results import CodeIssued, RedemptionResult, ReversalResult
 from core.service import PointsService
 from core.status import PointsError, Status
-from core.tills import LoginRefused, TillView
+from core.tills import LoginRefused, TillsUnavailable, TillView
 
 log = logging.getLogger(__name__)
 # What any route may answer besides 200 (FastAPI's own 422 never travels: see `invalid`).
@@ -107,6 +119,28 @@ def problem(code: int, message: str, headers: dict[str, str] | None = None) -> J
 
 def _money(value: Decimal) -> str:
     return f"{value:.2f}"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """What a request says of its till: HTTP Basic's name and secret, and its address."""
+
+    name: str
+    secret: str
+    address: str
+
+
+@contextlib.contextmanager
+def login(who: Caller) -> Iterator[None]:
+    """A login refused becomes 401, a database that did not answer 503."""
+    try:
+        yield
+    except TillsUnavailable as failure:
+        raise Unavailable(failure.status.message) from None
+    except LoginRefused as refused:
+        log.info("API login refused (%s) for till %r from %s", refused.reason,
+                 who.name[:64], who.address)
+        raise Unauthorized(refused.retry_after) from None
 
 
 class Unreadable(Exception):
@@ -295,7 +329,7 @@ def reverse_identifier(identifier: ReverseIdentifier | None) -> str | None:
     return f"{kind}:{identifier.value.strip()}"
 
 
-def json_only(fmt: Annotated[str, Query(alias="format", description="json (xml: not yet)")]
+async def json_only(fmt: Annotated[str, Query(alias="format", description="json (xml: not yet)")]
               = "json") -> None:
     if fmt.strip().lower() == "xml":
         raise Unreadable("format=xml is not served yet: use format=json (the default)")
@@ -404,22 +438,22 @@ def create_app(settings: ApiSettings, service: PointsService | None = None,
         log.error("API request failed, error id %s", error_id, exc_info=error)
         return problem(500, f"Unable to process the request (error id {error_id})")
 
-    def till(request: Request, credentials: Annotated[
-            HTTPBasicCredentials | None, Depends(basic)]) -> TillView:
-        """The calling till (401 otherwise)."""
+    async def caller(request: Request, credentials: Annotated[
+            HTTPBasicCredentials | None, Depends(basic)]) -> Caller:
+        """Who says they call (401 without HTTP Basic): checked by the endpoint, on the
+        one worker thread it runs on (async here: no database, no thread hand-off)."""
         if credentials is None:
             raise Unauthorized()
-        address = request.client.host if request.client else "unknown"
-        try:
-            return engine.authenticate(credentials.username, credentials.password, address)
-        except PointsError as refusal:  # the database did not answer (815)
-            raise Unavailable(refusal.status.message) from None
-        except LoginRefused as refused:
-            log.info("API login refused (%s) for till %r from %s", refused.reason,
-                     credentials.username[:64], address)
-            raise Unauthorized(refused.retry_after) from None
+        return Caller(credentials.username, credentials.password,
+                      request.client.host if request.client else "unknown")
 
-    Till = Annotated[TillView, Depends(till)]
+    def authenticated(who: Caller) -> TillView:
+        """The calling till (401 otherwise; 503 when the database did not answer)."""
+        with login(who):
+            return engine.authenticate_till(who.name, who.secret, who.address)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    Till = Annotated[Caller, Depends(caller)]
     Json = Depends(json_only)
     IdParam = Annotated[str | None, Query(description="one of mobile, email, external_id")]
 
@@ -434,7 +468,7 @@ def create_app(settings: ApiSettings, service: PointsService | None = None,
         return JSONResponse({"status": "ok"})
 
     @app.get("/v1.1/points/isredeemable", dependencies=[Json])
-    def isredeemable(caller: Till, points: Annotated[str, Query()],
+    def isredeemable(who_calls: Till, points: Annotated[str, Query()],
                      mobile: IdParam = None, email: IdParam = None,
                      external_id: IdParam = None, validation_code: str | None = None,
                      issue_otp: bool = False, skip_validation: bool = False,
@@ -442,14 +476,18 @@ def create_app(settings: ApiSettings, service: PointsService | None = None,
         """Whether `points` can be redeemed by the member now; with `validation_code`,
         the code is checked (not used up); with `issue_otp`, a code is sent as well.
         `skip_validation` changes nothing here: a check never needs a code."""
-        who = one_identifier(mobile, email, external_id)
-        item: dict[str, Any] = {**echoed(mobile, email, external_id), "points": points}
         try:
-            found: Redeemable = engine.till_call(
-                caller, "isredeemable", who,
-                lambda: engine.is_redeemable(who, points, validation_code),
-                lambda r: f"{r.points} points")
-        except PointsError as refusal:
+            who = one_identifier(mobile, email, external_id)
+        except Unreadable:
+            authenticated(who_calls)  # 401 before 400, as for every other endpoint
+            raise
+        item: dict[str, Any] = {**echoed(mobile, email, external_id), "points": points}
+        with login(who_calls):
+            caller, found = engine.till_is_redeemable(
+                who_calls.name, who_calls.secret, who_calls.address, who, points,
+                validation_code)
+        if isinstance(found, PointsError):
+            refusal = found
             return envelope(False, points={"redeemable": {
                 **item, "is_redeemable": "false", "points_redeem_value": "0.00",
                 "points_currency_ratio": str(engine.settings.points_currency_ratio),
@@ -473,11 +511,12 @@ def create_app(settings: ApiSettings, service: PointsService | None = None,
                                 lambda r: f"{r.points} points by {'+'.join(r.channels)}")
 
     @app.get("/v1.1/points/validationcode", dependencies=[Json])
-    def validationcode(caller: Till, points: Annotated[str, Query()],
+    def validationcode(who_calls: Till, points: Annotated[str, Query()],
                        mobile: IdParam = None, email: IdParam = None,
                        external_id: IdParam = None) -> dict[str, Any]:
         """Send the member a validation code for `points` (the same code again within
         its validity) on their registered mobile and email: never in the response."""
+        caller = authenticated(who_calls)
         who = one_identifier(mobile, email, external_id)
         item: dict[str, Any] = {**echoed(mobile, email, external_id), "points": points}
         try:
@@ -490,11 +529,12 @@ def create_app(settings: ApiSettings, service: PointsService | None = None,
             "item_status": item_status(Status(800, issued.message))}})
 
     @app.post("/v1.1/points/redeem", dependencies=[Json])
-    def redeem(caller: Till, body: RedeemBody,
+    def redeem(who_calls: Till, body: RedeemBody,
                skip_validation: bool = False) -> dict[str, Any]:
         """Redeem points against a bill. `external_reference_number` is the idempotency
         key: the same request again answers the first outcome (nothing more is debited).
         `skip_validation` is honoured only for a till allowed to skip validation."""
+        caller = authenticated(who_calls)
         asked: RedeemItem = single(body.root.redeem, "redeem")
         c = asked.customer
         who = one_identifier(c.mobile, c.email, c.external_id)
@@ -526,9 +566,10 @@ def create_app(settings: ApiSettings, service: PointsService | None = None,
             "item_status": item_status(done.status)}})
 
     @app.post("/v1.1/points/revert", dependencies=[Json])
-    def revert(caller: Till, body: RevertBody) -> dict[str, Any]:
+    def revert(who_calls: Till, body: RevertBody) -> dict[str, Any]:
         """Give back all the points redeemed on a transaction number (codes 810 to 814).
         Our own shape: the platform publishes none."""
+        caller = authenticated(who_calls)
         asked: RevertItem = single(body.root.revert, "revert")
         c = asked.customer or Customer()
         who = (one_identifier(c.mobile, c.email, c.external_id)
@@ -551,9 +592,10 @@ def create_app(settings: ApiSettings, service: PointsService | None = None,
             "item_status": item_status(done.status)}})
 
     @app.post("/v2/points/reverse", dependencies=[Json])
-    def reverse(caller: Till, body: ReverseBody) -> dict[str, Any]:
+    def reverse(who_calls: Till, body: ReverseBody) -> dict[str, Any]:
         """Reverse one redemption, all that is left of it or `pointsToBeReversed` (codes
         901 to 904, 3802). The platform's v2 shape: flat, with `errors`."""
+        caller = authenticated(who_calls)
         who = reverse_identifier(body.identifier)
         wanted = body.pointsToBeReversed
         answer: dict[str, Any] = {

@@ -76,7 +76,8 @@ class PointsService(Reads, Redeeming, Reversing, PointsIn, Importing, StaffAudit
         return self.db.location()
 
     def close(self) -> None:
-        """Close the database's connections."""
+        """Write the deferred audit lines, then close the database's connections."""
+        self.close_staff_actions()
         self.db.dispose()
 
 

@@ -15,8 +15,10 @@ or address is refused before its password is even compared.
 Session-level: `add`, `rotate`, `disable`, `listing`, `find`, `count_failure`,
 `clear_failures`. `Tills` holds the public methods of `PointsService`, among them
 `authenticate`, `till_call` (one audit line for every call, allowed or refused: the one
-place where API calls are recorded) and `skips_validation` (which till may redeem without
-a validation code).
+place where API calls are recorded), `till_is_redeemable` (isredeemable as one read
+transaction, the till's row read with the check; the line of a check without a code
+deferred to `staff_audit.DeferredLines`, nothing else ever is) and `skips_validation`
+(which till may redeem without a validation code).
 """
 
 from __future__ import annotations
@@ -32,14 +34,20 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
+from sqlalchemy import Table, bindparam
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
-from core import staff_audit
+from core import ledger, redemption, rules, staff_audit
 from core.models import Till
+from core.results import Redeemable
 from core.status import InputError, PointsError
 from core.work import Engine, Work
+
+if TYPE_CHECKING:
+    from core.service import PointsService
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -51,6 +59,9 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 1 << 14, 8, 1
 PASSWORD_BYTES = 18  # 24 URL-safe characters
 ADDRESSES_KEPT = 10_000  # the per-address limiter forgets the least recently failing beyond
+TILLS: Table = Till.__table__  # type: ignore[attr-defined]
+# A till by name, as a Core statement built once (a call's own lookup; see `Tills.checked`).
+TILL_BY_NAME = core_select(TILLS).where(TILLS.c.name == bindparam("name"))
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,18 @@ class TillPassword:
 
     till: TillView
     password: str
+
+
+class TillsUnavailable(Exception):
+    """The till could not be checked: the database did not answer (`status`: 815)."""
+
+    def __init__(self, refusal: PointsError) -> None:
+        super().__init__(refusal.status.message)
+        self.status = refusal.status
+
+
+class _Unsettled(Exception):
+    """The login is not one this process has verified as it stands: `authenticate` it."""
 
 
 class LoginRefused(Exception):
@@ -336,6 +359,88 @@ class Tills(Engine):
             self.db.run(lambda s: clear_failures(self.work(s), till_id))
         return _view(till)
 
+    def till_is_redeemable(self, name: str, secret: str, address: str, identifier: str,
+                           points: object, validation_code: str | None = None,
+                           ) -> tuple[TillView, Redeemable | PointsError]:
+        """isredeemable for the till `name` (authenticated as `authenticate` does) with its
+        audit line: the till and the check's result, or its refusal.
+
+        A check without a validation code reads only, so it is one read transaction: the
+        till's row read (enabled, not locked, no failed logins, its stored hash one this
+        process has verified `secret` against) and the check; its audit line is deferred
+        (`staff_audit.DeferredLines`: written within a fraction of a second, lost only if
+        the process dies before). Anything else (a login not verified yet, a wrong or
+        locked one, a check with a code, which counts a wrong attempt) goes the full way:
+        `authenticate`, then `till_call` with a durable line. `LoginRefused` for a login
+        refused, `TillsUnavailable` when the database did not answer before the till was
+        known."""
+        action, service = "isredeemable", cast("PointsService", self)
+        if (validation_code or "").strip():
+            till = self.authenticate_till(name, secret, address)
+            try:
+                found = self.till_call(till, action, identifier, lambda: service.is_redeemable(
+                    identifier, points, validation_code), _points)
+            except PointsError as refusal:
+                return till, refusal
+            return till, found
+        now = self.clock()
+        wait = self.address_limiter.blocked(address, now)
+        if wait is not None:
+            raise LoginRefused("address", wait)
+        outcome: tuple[TillView, Redeemable | PointsError] | None = None
+        if NAME.fullmatch(name):
+            def unit(session: Session) -> tuple[TillView, Redeemable | PointsError]:
+                work = Work(session, self.settings, now)
+                till = self.checked(session, name, secret, now)
+                try:
+                    amount = rules.parse_points(points)
+                    member = ledger.find_member(session, self.identify(identifier))
+                    return till, redemption.check(work, member, amount)
+                except PointsError as refusal:
+                    return till, refusal
+            try:
+                outcome = self.db.run(unit, write=False)
+            except _Unsettled:
+                outcome = None
+            except PointsError as failure:  # the database did not answer
+                raise TillsUnavailable(failure) from None
+        if outcome is None:  # the full way
+            till = self.authenticate_till(name, secret, address)
+            try:
+                found = service.is_redeemable(identifier, points)
+            except PointsError as refusal:
+                outcome = till, refusal
+            else:
+                outcome = till, found
+        till, result = outcome
+        service.deferred_lines.add(staff_audit.line(
+            till_actor(till.name), action, identifier, not isinstance(result, PointsError),
+            f"{result.code}" if isinstance(result, PointsError) else "800 " + _points(result),
+            now))
+        return till, result
+
+    def checked(self, session: Session, name: str, secret: str, now: datetime) -> TillView:
+        """The till `name` when this process has verified `secret` against its stored hash
+        as it is now, and nothing stands in its way (enabled, not locked, no failed logins
+        to clear): read in the caller's transaction, so a disable or a rotation by any
+        process counts from its commit on. `_Unsettled` otherwise."""
+        row = session.connection().execute(TILL_BY_NAME, {"name": name}).mappings().first()
+        if (row is None or not row["enabled"] or row["failed_logins"]
+                or (row["locked_until"] is not None and row["locked_until"] > now)
+                or not self._verified.known(name, row["password_hash"], secret)):
+            raise _Unsettled(name)
+        return TillView(row["name"], row["enabled"], row["skip_validation_allowed"],
+                        row["created_at"], row["rotated_at"], row["failed_logins"],
+                        row["locked_until"])
+
+    def authenticate_till(self, name: str, secret: str, address: str) -> TillView:
+        """`authenticate`, with a database that did not answer as `TillsUnavailable` (so
+        that a caller tells it from a refused operation)."""
+        try:
+            return self.authenticate(name, secret, address)
+        except PointsError as failure:
+            raise TillsUnavailable(failure) from None
+
     def _refuse(self, name: str, address: str, reason: str, now: datetime, *,
                 retry_after: int | None = None, count: bool = True) -> None:
         if count:
@@ -345,6 +450,9 @@ class Tills(Engine):
 
     def record_till_call(self, name: str, action: str, target: str, allowed: bool,
                          detail: str) -> None:
+        """One durable line, after the deferred ones of this process: within a worker the
+        audit keeps the calls' order."""
+        cast("PointsService", self).flush_staff_actions()
         self.db.run(lambda s: staff_audit.record(self.work(s), till_actor(name), action,
                                                  target, allowed, detail))
 
@@ -382,3 +490,7 @@ class Tills(Engine):
         and it is allowed to (`api-client add --allow-skip-validation`); for every other
         till VALIDATION_CODE_REQUIRED decides, whatever it asks."""
         return asked and till.skip_validation_allowed
+
+
+def _points(result: Redeemable) -> str:
+    return f"{result.points} points"

@@ -8,7 +8,6 @@ Codes go to a `RecordingSender` (the machine's edge); the engine's clock is the 
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ import uvicorn
 
 from api.app import create_app, server_options
 from api.settings import ApiSettings, load_api_settings
+from bot.api_server import listening_socket
 from core.delivery import CodeSender, RecordingSender
 from core.service import MemberView, PointsService
 from core.tills import md5hex
@@ -36,9 +36,7 @@ def serving(settings: ApiSettings, service: PointsService,
             sweep_every: float = 15.0) -> Iterator[str]:
     """The app on `service`, served by uvicorn in a thread on a free port; its base URL.
     Stopped (and waited for) afterwards."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock = listening_socket("127.0.0.1", 0)  # as `api` serves: TCP_NODELAY on each connection
     port = sock.getsockname()[1]
     config = uvicorn.Config(create_app(settings, service, sweep_every=sweep_every),
                             log_level="warning",

@@ -220,3 +220,37 @@ def test_connections_beyond_api_max_connections_get_503(sqlite_url: str) -> None
         while a.client().get("/healthz").status_code != 200:  # the held one is closed
             assert time.monotonic() < deadline
             time.sleep(0.05)
+
+
+def _nodelay_of_accepted(sock: socket.socket) -> int:
+    """TCP_NODELAY on the server's side of one connection accepted from `sock` by an
+    asyncio server (as uvicorn serves: `loop.create_server(sock=...)`)."""
+    import asyncio
+
+    async def accept_one() -> int:
+        accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        async def handle(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            accepted.set_result(writer.get_extra_info("socket").getsockopt(
+                socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(handle, sock=sock)
+        async with server:
+            _reader, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+            value = await asyncio.wait_for(accepted, 10)
+            writer.close()
+        return value
+    return asyncio.run(accept_one())
+
+
+def test_the_served_socket_sets_tcp_nodelay_on_every_connection() -> None:
+    from bot.api_server import listening_socket
+
+    ours = listening_socket("127.0.0.1", 0)
+    assert _nodelay_of_accepted(ours) != 0
+    # What uvicorn's own bind_socket makes (with API_WORKERS > 1): no IPPROTO_TCP, so
+    # asyncio leaves Nagle on and a kept-alive answer waits for a delayed ACK.
+    plain = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    plain.bind(("127.0.0.1", 0))
+    assert _nodelay_of_accepted(plain) == 0

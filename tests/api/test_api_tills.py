@@ -6,10 +6,13 @@ slow hash of the MD5, never the MD5); and the audit line of every call."""
 from __future__ import annotations
 
 import base64
+import time
 
+import pytest
 from sqlalchemy import MetaData, select
 
 from api.settings import load_api_settings
+from core import staff_audit
 from core.service import PointsService
 from core.tills import md5hex, secret_matches
 from tests.api.api_harness import STRONG_KEY, api, serving, status
@@ -153,3 +156,63 @@ def test_every_call_and_every_refused_login_is_in_the_audit(db_url: str) -> None
             ("till:shop-9", "login", "127.0.0.1", False, "refused:"),
         ]
         assert lines[-1].detail == "refused: wrong"
+
+
+def _engine(db_url: str) -> PointsService:
+    """Another process's engine on the same database (as `loyalty-bot` commands are)."""
+    return PointsService(load_api_settings(database_url=db_url, secret_key=STRONG_KEY))
+
+
+def test_a_till_disabled_elsewhere_is_refused_at_its_next_call(db_url: str) -> None:
+    with api(db_url) as a:
+        member = a.member()
+        http = a.till("shop-1")
+        assert _check(http, member.mobile)[0] == 200  # verified, remembered by this worker
+        other = _engine(db_url)
+        try:
+            other.disable_till("shop-1")
+        finally:
+            other.close()
+        assert _is_401(*_check(http, member.mobile))
+
+
+def test_a_checks_audit_line_reaches_the_database_by_itself(db_url: str) -> None:
+    """An isredeemable's line is deferred (`DeferredLines`): another process sees it
+    within moments, without this one being asked for its audit."""
+    with api(db_url) as a:
+        member = a.member()
+        http = a.till("shop-1")
+        assert _check(http, member.mobile)[0] == 200
+        other = _engine(db_url)
+        try:
+            deadline = time.monotonic() + 30
+            while not other.staff_actions(action="isredeemable"):
+                assert time.monotonic() < deadline, "the deferred line was never written"
+                time.sleep(0.02)
+            [line] = other.staff_actions(action="isredeemable")
+            assert (line.staff, line.target, line.allowed, line.detail) == (
+                "till:shop-1", f"mobile:{member.mobile}", True, "800 500 points")
+        finally:
+            other.close()
+
+
+def test_deferred_audit_lines_are_written_when_the_server_stops(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(staff_audit, "FLUSH_SECONDS", 3600.0)  # only a stop writes them
+    with api(db_url) as a:
+        member = a.member()
+        http = a.till("shop-1")
+        for points in (500, 9000):
+            http.get(PATH, params={"mobile": member.mobile, "points": points})
+        other = _engine(db_url)
+        try:
+            assert other.staff_actions(action="isredeemable") == []  # still waiting
+        finally:
+            other.close()
+    other = _engine(db_url)
+    try:
+        lines = reversed(other.staff_actions(action="isredeemable"))
+        assert [(x.allowed, x.detail) for x in lines] == [(True, "800 500 points"),
+                                                          (False, "803")]
+    finally:
+        other.close()
