@@ -92,16 +92,18 @@ def _concerns(chats: Chats, chat: Chat, action: str, args: tuple[str, ...]) -> i
         return None
     if action in NAMES_A_MEMBER:
         return _member_id(chats, chat, args[0])
-    if action == "revert":
-        if len(args) == 3:
-            return _member_id(chats, chat, args[2])
-        try:
-            return reversal.member_of_transaction(chat.work, args[0]).id
-        except PointsError:
-            return None
-    if action == "reverse":
-        found = reversal.find_redemption(chat.work.session, args[0])
-        return found.member_id if found is not None else None
+    try:  # each read with the step's own checks first: the text may be anything
+        if action == "revert":
+            if len(args) == 3:
+                return _member_id(chats, chat, args[2])
+            txn = reference(args[0], "the transaction number", code=811)
+            return reversal.member_of_transaction(chat.work, txn).id
+        if action == "reverse":
+            found = reversal.find_redemption(chat.work.session,
+                                             reversal.redemption_key(args[0]))
+            return found.member_id if found is not None else None
+    except (PointsError, InputError):
+        return None
     return None
 
 
