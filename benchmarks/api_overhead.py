@@ -39,6 +39,7 @@ from typing import Any
 
 from benchmarks.common import (
     SECRET_KEY,
+    STORAGE_LAYERS,
     WAITING,
     Goal,
     Row,
@@ -96,11 +97,7 @@ API_LAYERS: tuple[tuple[str, str], ...] = (
     ("core.tills (authentication, the call's audit line)", "/core/tills"),
     ("core.staff_audit (the call's audit line)", "/core/staff_audit"),
     ("engine operations (the rest of core/)", "/core/"),
-    ("SQLAlchemy ORM (sessions, unit of work, loading)", "/sqlalchemy/orm/"),
-    ("SQLAlchemy Core (SQL compilation, engine, pool)", "/sqlalchemy/"),
-    ("sqlmodel + pydantic (model construction, validation)", "/sqlmodel/"),
-    ("sqlmodel + pydantic (model construction, validation)", "/pydantic"),
-    ("phonenumbers (parsing a mobile number)", "/phonenumbers/"),
+    *STORAGE_LAYERS,
     ("json (encoding the response)", "/json/"),
     (THREADS, "/anyio/"),
     (THREADS, "/asyncio/"),

@@ -246,6 +246,14 @@ def timed(action: Callable[[], object]) -> float:
 
 # Layers of the stack, by where a profiled function lives: the first marker found in
 # "file:function" names its layer (so the more specific markers come first).
+# The layers under the engine that every row's profile shares (after core/'s own).
+STORAGE_LAYERS: tuple[tuple[str, str], ...] = (
+    ("SQLAlchemy ORM (sessions, unit of work, loading)", "/sqlalchemy/orm/"),
+    ("SQLAlchemy Core (SQL compilation, engine, pool)", "/sqlalchemy/"),
+    ("sqlmodel + pydantic (model construction, validation)", "/sqlmodel/"),
+    ("sqlmodel + pydantic (model construction, validation)", "/pydantic"),
+    ("phonenumbers (parsing a mobile number)", "/phonenumbers/"),
+)
 LAYERS: tuple[tuple[str, str], ...] = (
     # Not work: the event loop's thread waiting for the next event, a thread for a lock.
     (WAITING := "waiting (idle event loop, lock waits; not work)",
@@ -257,11 +265,7 @@ LAYERS: tuple[tuple[str, str], ...] = (
     ("our adapter (bot/)", "/bot/"),
     ("core.chat (the chat use case)", "/core/chat"),
     ("engine operations (the rest of core/)", "/core/"),
-    ("SQLAlchemy ORM (sessions, unit of work, loading)", "/sqlalchemy/orm/"),
-    ("SQLAlchemy Core (SQL compilation, engine, pool)", "/sqlalchemy/"),
-    ("sqlmodel + pydantic (model construction, validation)", "/sqlmodel/"),
-    ("sqlmodel + pydantic (model construction, validation)", "/pydantic"),
-    ("phonenumbers (parsing a mobile number)", "/phonenumbers/"),
+    *STORAGE_LAYERS,
     ("pyotp + hmac (deriving the code)", "/pyotp/"),
     ("asyncio + threads (event loop, hand-offs)", "/asyncio/"),
     ("asyncio + threads (event loop, hand-offs)", "/concurrent/"),
