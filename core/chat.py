@@ -26,7 +26,6 @@ into inputs and renders outcomes.
 from __future__ import annotations
 
 import logging
-import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -54,7 +53,9 @@ from core.chat_io import (
     amount_button,
     code_buttons,
     confirm_buttons,
+    is_token,
     language_buttons,
+    new_token,
     reply,
 )
 from core.chat_staff import (
@@ -80,7 +81,6 @@ from core.work import Work
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-_TOKEN_CHARS = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # noqa: S105  (an alphabet)
 HISTORY_ITEMS = 10
 
 
@@ -176,7 +176,7 @@ def _button(data: str) -> tuple[str, str] | None:
         return head, value
     if head == "l" and value in i18n.shipped():
         return head, value
-    if head in ("c", "r", "x") and len(value) == 8 and set(value) <= set(_TOKEN_CHARS):
+    if head in ("c", "r", "x") and is_token(value):
         return head, value
     return None
 
@@ -559,7 +559,7 @@ def choose_amount(chats: Chats, chat: Chat, given: Input) -> Outcome:
         return Outcome((reply("try_another", refusal=refusal, nearest=near,
                               buttons=_amounts(near)),), settled=True)
     chat.to(Step.CONFIRM)
-    token = "".join(secrets.choice(_TOKEN_CHARS) for _ in range(8))
+    token = new_token()
     chat.state.points = checked.points
     chat.state.transaction_number = f"TG-{chat.work.now:%Y%m%d}-{token}"
     chat.state.external_reference = f"tg-{uuid.uuid4().hex}"

@@ -24,6 +24,7 @@ an earlier redemption never acts on a later one.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -163,6 +164,19 @@ def language_buttons(languages: tuple[str, ...]) -> tuple[tuple[Button, ...], ..
     """One button per shipped language, each labelled in its own language."""
     return (tuple(Button("language", f"l:{language}", {"language": language})
                   for language in languages),)
+
+
+TOKEN_CHARS = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # noqa: S105  (an alphabet, not a secret)
+TOKEN_LENGTH = 8
+
+
+def new_token() -> str:
+    """A fresh token for a pending request's buttons (``c:``, ``r:``, ``x:``)."""
+    return "".join(secrets.choice(TOKEN_CHARS) for _ in range(TOKEN_LENGTH))
+
+
+def is_token(value: str) -> bool:
+    return len(value) == TOKEN_LENGTH and set(value) <= set(TOKEN_CHARS)
 
 
 def confirm_buttons(token: str) -> tuple[tuple[Button, ...], ...]:

@@ -19,12 +19,11 @@ it, once (the step is left as the grant is made, in the same transaction).
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from core import ledger, member_care, points_in, reads, reversal, rules, staff_audit
-from core.chat_io import Command, Input, Outcome, Press, confirm_buttons, reply
+from core.chat_io import Command, Input, Outcome, Press, confirm_buttons, new_token, reply
 from core.status import InputError, PointsError
 from core.text import points_or, reference
 
@@ -48,7 +47,6 @@ ARGUMENTS = {"member": (1, 1), "goodwill": (3, 999), "revert": (1, 3), "reverse"
 NAMES_A_MEMBER = frozenset({"member", "goodwill", "unlink", "fraud"})
 STAFF_LOG_LINES, STAFF_LOG_MOST = 20, 50  # /stafflog's lines by default, and at most
 REFERENCE_MARK = "ref:"  # /goodwill's last word, when it starts so, is the grant's reference
-_TOKEN_CHARS = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # noqa: S105  (an alphabet, as core.chat's)
 
 StaffStep = Callable[["Chats", "Chat", tuple[str, ...], str], Outcome]
 
@@ -142,7 +140,7 @@ def staff_goodwill(chats: Chats, chat: Chat, args: tuple[str, ...], staff: str) 
         from core.chat import Step
 
         chat.to(Step.GOODWILL)
-        token = "".join(secrets.choice(_TOKEN_CHARS) for _ in range(8))
+        token = new_token()
         state = chat.state
         state.points, state.external_reference, state.token = points, ref, token
         state.member_id, state.reason = member.id, why
